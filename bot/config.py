@@ -63,7 +63,8 @@ class IdList:
             try:
                 ids.add(int(part))
             except ValueError:
-                raise ValueError(f"expected comma-separated numeric ids or '*', got {part!r}") from None
+                msg = f"expected comma-separated numeric ids or '*', got {part!r}"
+                raise ValueError(msg) from None
         return cls(frozenset(ids))
 
 

@@ -1,0 +1,145 @@
+"""Builds everything once — settings in, a running bot out — and closes it all in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+
+from bot.clock import Clock, LoopClock
+from bot.config import Settings
+from bot.handlers import chat as chat_handlers
+from bot.handlers import commands, stop
+from bot.llm import LLMClient
+from bot.middlewares.access import AccessMiddleware, AccessPolicy
+from bot.middlewares.dedupe import DedupeMiddleware
+from bot.middlewares.logcontext import LogContextMiddleware
+from bot.services.chat import ChatConfig, ChatService
+from bot.services.gate import ConversationGate
+from bot.storage import Store, open_store
+from bot.transport.fallback import DraftRefusals
+from bot.transport.manager import StreamManager, StreamOptions
+from bot.transport.outbound import Outbound
+from bot.transport.scheduler import Limits, OutboundScheduler
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    http: httpx.AsyncClient
+    store: Store
+    chat: ChatService
+    scheduler: OutboundScheduler
+    clock: Clock
+    closers: list[Any] = field(default_factory=list)
+
+    async def prepare(self) -> None:
+        """getMe (fails fast on a bad token), command menus, and the facts worth logging."""
+        me = await self.bot.me()
+        self.dispatcher["me"] = me
+        log.info("bot.ready", username=me.username, id=me.id,
+                 privacy_mode=not me.can_read_all_group_messages,
+                 transport=self.settings.stream.stream_transport.value)
+        if not me.can_read_all_group_messages:
+            log.info("bot.privacy_mode", hint="in groups the bot sees only commands, mentions "
+                     "and replies; that is all it needs with GROUP_MODE=mention")
+        if not self.settings.access.allowed_user_ids and not self.settings.access.admin_user_ids:
+            log.warning("access.nobody_allowed",
+                        hint="ALLOWED_USER_IDS is empty: every private user is refused")
+        await self.bot.set_my_commands(
+            [BotCommand(command=c, description=d) for c, d in commands.PRIVATE_COMMANDS],
+            scope=BotCommandScopeAllPrivateChats(),
+        )
+        await self.bot.set_my_commands(
+            [BotCommand(command=c, description=d) for c, d in commands.GROUP_COMMANDS],
+            scope=BotCommandScopeAllGroupChats(),
+        )
+
+    async def drain(self, grace: float) -> None:
+        """Give answers in flight `grace` seconds, then finalize the rest with a note."""
+        pending = {t for t in self.dispatcher._handle_update_tasks if not t.done()}
+        if pending:
+            log.info("shutdown.draining", answers=self.chat.active_count, grace=grace)
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        if pending:
+            await self.chat.interrupt_all()
+            await asyncio.wait(pending, timeout=10)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await closer()
+
+
+async def build_app(settings: Settings, *, clock: Clock | None = None,
+                    llm_transport: httpx.AsyncBaseTransport | None = None) -> App:
+    clock = clock or LoopClock()
+    closers: list[Any] = []
+    tg = settings.telegram
+    session = AiohttpSession(api=TelegramAPIServer.from_base(tg.telegram_api_url),
+                             timeout=tg.telegram_timeout)
+    bot = Bot(token=tg.telegram_bot_token.get_secret_value(), session=session,
+              default=DefaultBotProperties(parse_mode=None))
+    closers.append(bot.session.close)
+
+    llm_cfg = settings.llm
+    http = httpx.AsyncClient(transport=llm_transport, timeout=httpx.Timeout(
+        llm_cfg.llm_idle_timeout, connect=llm_cfg.llm_connect_timeout))
+    closers.append(http.aclose)
+    llm = LLMClient(
+        http, llm_cfg.openai_base_url,
+        llm_cfg.openai_api_key.get_secret_value() if llm_cfg.openai_api_key else None,
+        idle_timeout=llm_cfg.llm_idle_timeout, connect_timeout=llm_cfg.llm_connect_timeout,
+    )
+    store = await open_store(settings.storage.storage_url)
+    closers.append(store.close)
+
+    lim = settings.limits
+    scheduler = OutboundScheduler(Limits(
+        chat_per_second=lim.limit_chat_per_second, chat_burst=lim.limit_chat_burst,
+        group_per_minute=lim.limit_group_per_minute, draft_per_5s=lim.limit_draft_per_5s,
+        draft_per_30s=lim.limit_draft_per_30s, global_per_second=lim.limit_global_per_second,
+    ), clock)
+    st = settings.stream
+    streams = StreamManager(
+        Outbound(bot, scheduler, clock), clock, DraftRefusals(clock, st.draft_fallback_ttl),
+        st.stream_transport.value,
+        StreamOptions(cursor=st.stream_cursor, min_interval=st.stream_min_interval,
+                      min_chars=st.stream_min_chars, can_stop=True),
+    )
+    chat = ChatService(
+        llm, store, streams, ConversationGate(settings.storage.queue_max),
+        ChatConfig(
+            default_model=llm_cfg.openai_model, system_prompt=llm_cfg.system_prompt,
+            history_max_tokens=settings.storage.history_max_tokens,
+            history_max_messages=settings.storage.history_max_messages,
+            temperature=llm_cfg.llm_temperature, max_tokens=llm_cfg.llm_max_tokens,
+            max_retries=llm_cfg.llm_max_retries, total_timeout=llm_cfg.llm_total_timeout,
+            reasoning_display=st.reasoning_display.value,
+        ),
+        clock,
+    )
+
+    dp = Dispatcher(chat=chat, store=store, llm=llm, settings=settings,
+                    group_mode=settings.access.group_mode)
+    dp.update.outer_middleware(LogContextMiddleware())
+    dp.update.outer_middleware(DedupeMiddleware(store))
+    acc = settings.access
+    dp.update.outer_middleware(AccessMiddleware(
+        AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)))
+    dp.include_routers(stop.router, commands.router, chat_handlers.router)
+    return App(settings=settings, bot=bot, dispatcher=dp, http=http, store=store, chat=chat,
+               scheduler=scheduler, clock=clock, closers=closers)

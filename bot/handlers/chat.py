@@ -1,0 +1,59 @@
+"""Text messages → the chat service. Private chats always; groups only when addressed."""
+
+from __future__ import annotations
+
+import structlog
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message, User
+
+from bot.services.chat import ChatService, Prompt
+from bot.services.gate import ConversationBusy
+
+from .addressing import author_name, is_reply_to_bot, strip_mentions
+from .context import key_of, target_of
+
+log = structlog.get_logger(__name__)
+router = Router(name=__name__)
+
+BUSY = "⏳ I'm still answering your earlier messages — please wait a moment and send it again."
+EMPTY = "Please send some text and I'll answer it."
+NOT_TEXT = "I can only read text messages — please type your question."
+
+
+async def _ask(message: Message, chat: ChatService, text: str, author: str | None) -> None:
+    if not text.strip():
+        await message.answer(EMPTY)
+        return
+    prompt = Prompt(key=key_of(message), target=target_of(message), text=text, author=author)
+    try:
+        await chat.answer(prompt)
+    except ConversationBusy:
+        await message.answer(BUSY)
+
+
+@router.message(F.chat.type == "private", F.text)
+async def private_text(message: Message, chat: ChatService) -> None:
+    await _ask(message, chat, message.text or "", None)
+
+
+@router.message(F.chat.type == "private")
+async def private_other(message: Message) -> None:
+    await message.answer(NOT_TEXT)
+
+
+@router.message(Command("ask", ignore_mention=False), F.chat.type.in_({"group", "supergroup"}))
+async def group_ask(message: Message, command: CommandObject, chat: ChatService) -> None:
+    await _ask(message, chat, command.args or "", author_name(message))
+
+
+@router.message(F.chat.type.in_({"group", "supergroup"}), F.text)
+async def group_text(message: Message, chat: ChatService, me: User, group_mode: str) -> None:
+    if message.text and message.text.startswith("/"):
+        return  # a command for another bot, or one we don't know
+    text = strip_mentions(message, me)
+    if text is None and (group_mode == "all" or is_reply_to_bot(message, me)):
+        text = message.text or ""
+    if text is None:
+        return  # not addressed to the bot: never reaches the LLM
+    await _ask(message, chat, text, author_name(message))

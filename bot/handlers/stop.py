@@ -1,0 +1,28 @@
+"""Stop buttons: the draft's own Stop (Bot API 10.3) and the ⏹ button on edit-streamed messages."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery, MessageGenerationStopped
+
+from bot.services.chat import ChatService
+from bot.storage import ConversationKey
+
+router = Router(name=__name__)
+
+
+@router.stopped_message_generation()
+async def draft_stopped(event: MessageGenerationStopped, chat: ChatService) -> None:
+    await chat.stop(ConversationKey(event.chat.id, event.message_thread_id or 0))
+
+
+@router.callback_query(F.data.startswith("stop:"))
+async def stop_button(query: CallbackQuery, chat: ChatService) -> None:
+    try:
+        _, chat_id, thread_id = (query.data or "").split(":")
+        key = ConversationKey(int(chat_id), int(thread_id))
+    except ValueError:
+        await query.answer()
+        return
+    stopped = await chat.stop(key)
+    await query.answer("Stopped." if stopped else "Already finished.")

@@ -1,0 +1,66 @@
+"""Access control for every kind of update, in one place.
+
+Private users not allowed are told their numeric id (so the owner can add it); denied groups get
+silence. Nothing denied reaches a handler, so nothing denied reaches the LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+
+from bot.config import IdList
+
+log = structlog.get_logger(__name__)
+
+
+class AccessPolicy:
+    def __init__(self, users: IdList, chats: IdList, admins: IdList) -> None:
+        self.users = users
+        self.chats = chats
+        self.admins = admins
+
+    def allows(self, user_id: int | None, chat_id: int, private: bool) -> bool:
+        if user_id is not None and (user_id in self.users or user_id in self.admins):
+            return True
+        return not private and chat_id in self.chats
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.admins
+
+
+class AccessMiddleware(BaseMiddleware):
+    def __init__(self, policy: AccessPolicy) -> None:
+        self._policy = policy
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user = data.get("event_from_user")
+        chat = data.get("event_chat")
+        if chat is None:
+            return await handler(event, data)  # updates with no chat (none handled today)
+        private = chat.type == "private"
+        # In a private chat the chat id is the user's id (updates like a draft stop carry no user).
+        user_id = user.id if user else (chat.id if private else None)
+        if self._policy.allows(user_id, chat.id, private):
+            data["is_admin"] = self._policy.is_admin(user_id)
+            return await handler(event, data)
+        log.info("access.denied", user_id=user_id, chat_id=chat.id, private=private)
+        if isinstance(event, Update):
+            event = event.event
+        if private and isinstance(event, Message) and user_id is not None:
+            await event.answer(
+                f"Sorry, this bot is private. Your Telegram user id is {user_id}: "
+                "ask the owner to add it to ALLOWED_USER_IDS."
+            )
+        elif isinstance(event, CallbackQuery):
+            await event.answer("Not allowed.")
+        return None

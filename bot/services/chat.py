@@ -1,0 +1,251 @@
+"""The conversation: history in, one answer at a time per conversation, LLM stream → transport."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.clock import Clock
+from bot.llm import (
+    ChatRequest,
+    Finish,
+    LLMClient,
+    LLMConnectionError,
+    LLMError,
+    LLMStatusError,
+    LLMStreamingUnsupported,
+    LLMTimeoutError,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
+from bot.render import MarkdownStream
+from bot.storage import ConversationKey, Store, Turn
+from bot.transport.manager import AnswerResult, AnswerStream, StreamManager
+from bot.transport.target import ChatTarget
+
+from .gate import ConversationGate
+from .history import build_messages
+
+log = structlog.get_logger(__name__)
+
+STOPPED_NOTE = "⏹ Stopped."
+SHUTDOWN_NOTE = "⚠️ Interrupted: the bot is restarting."
+RETRY_AFTER_CAP = 30.0
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    default_model: str
+    system_prompt: str
+    history_max_tokens: int = 6000
+    history_max_messages: int = 40
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_retries: int = 2
+    total_timeout: float = 600.0
+    reasoning_display: str = "collapsed"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    key: ConversationKey
+    target: ChatTarget
+    text: str
+    author: str | None = None  # set in groups: turns are attributed to their sender
+
+
+@dataclass
+class _Active:
+    stream: AnswerStream
+    task: asyncio.Task[Usage | None] | None = None
+    note: str | None = None
+
+
+@dataclass
+class _Outcome:
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    started: bool = False
+
+
+def stop_markup(key: ConversationKey) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text="⏹ Stop", callback_data=f"stop:{key.chat_id}:{key.thread_id}")
+    ]])
+
+
+def describe_failure(exc: LLMError, *, started: bool) -> str:
+    if isinstance(exc, LLMTimeoutError):
+        reason = "the model endpoint stopped responding"
+    elif isinstance(exc, LLMConnectionError):
+        reason = "the model endpoint could not be reached"
+    elif isinstance(exc, LLMStatusError):
+        reason = {
+            401: "the model endpoint rejected the API key (HTTP 401)",
+            403: "the model endpoint refused access (HTTP 403)",
+            404: "the model or endpoint was not found (HTTP 404)",
+            429: "the model endpoint is rate-limiting requests (HTTP 429)",
+        }.get(exc.status_code, f"the model endpoint returned HTTP {exc.status_code}")
+    else:
+        reason = "the model endpoint reported an error"
+    if started:
+        return f"⚠️ Answer interrupted: {reason}."
+    return f"⚠️ Sorry, no answer: {reason}. Please try again later."
+
+
+def _retryable(exc: LLMError) -> bool:
+    if isinstance(exc, LLMStreamingUnsupported):
+        return False
+    if isinstance(exc, LLMStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, LLMConnectionError)
+
+
+class ChatService:
+    def __init__(
+        self, llm: LLMClient, store: Store, streams: StreamManager, gate: ConversationGate,
+        config: ChatConfig, clock: Clock,
+        render_factory: Callable[[], MarkdownStream] | None = None,
+    ) -> None:
+        self._llm = llm
+        self._store = store
+        self._streams = streams
+        self._gate = gate
+        self._cfg = config
+        self._clock = clock
+        self._render_factory = render_factory or (
+            lambda: MarkdownStream(reasoning_display=config.reasoning_display)  # type: ignore[call-arg]
+        )
+        self._active: dict[ConversationKey, _Active] = {}
+        self._streaming_supported = True
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    async def answer(self, prompt: Prompt) -> AnswerResult:
+        """Answer `prompt` after earlier ones of the same conversation (ConversationBusy if full)."""
+        async with self._gate.turn(prompt.key):
+            return await self._answer_now(prompt)
+
+    async def stop(self, key: ConversationKey) -> bool:
+        active = self._active.get(key)
+        if active is None or active.task is None or active.task.done():
+            return False
+        active.note = STOPPED_NOTE
+        active.task.cancel()  # closes the LLM connection: the provider stops generating
+        return True
+
+    async def interrupt_all(self) -> None:
+        """Shutdown: finalize every answer in flight with a note."""
+        for active in list(self._active.values()):
+            if active.task is not None and not active.task.done():
+                active.note = SHUTDOWN_NOTE
+                active.task.cancel()
+
+    async def _answer_now(self, prompt: Prompt) -> AnswerResult:
+        key = prompt.key
+        conv = await self._store.settings(key)
+        system = conv.system_prompt if conv.system_prompt is not None else self._cfg.system_prompt
+        user_turn = Turn("user", prompt.text, name=prompt.author)
+        turns = [*await self._store.history(key), user_turn]
+        request = ChatRequest(
+            messages=build_messages(system, turns, max_tokens=self._cfg.history_max_tokens,
+                                    max_messages=self._cfg.history_max_messages),
+            model=conv.model or self._cfg.default_model,
+            temperature=self._cfg.temperature, max_tokens=self._cfg.max_tokens,
+        )
+        await self._store.append(key, user_turn)
+
+        render = self._render_factory()
+        stream = self._streams.open(prompt.target, render, stop_markup(key))
+        active = self._active[key] = _Active(stream)
+        started_at = time.monotonic()
+        outcome = _Outcome()
+        note: str | None = None
+        try:
+            await stream.start()
+            active.task = asyncio.create_task(self._consume(request, stream, outcome))
+            try:
+                await active.task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if active.note is None or (current is not None and current.cancelling()):
+                    note = active.note or SHUTDOWN_NOTE
+                    raise
+                note = active.note
+            except LLMError as exc:
+                log.warning("llm.failed", error_type=type(exc).__name__, error=str(exc),
+                            started=outcome.started)
+                note = describe_failure(exc, started=bool(render.source))
+            except TimeoutError:
+                note = "⚠️ Answer interrupted: it took longer than the time limit."
+            if note is None and outcome.finish_reason == "length":
+                note = "✂️ Cut off: the model reached its length limit."
+        finally:
+            self._active.pop(key, None)
+            result = await stream.finish(note)
+            answer = render.source.strip()
+            if answer:
+                tokens = outcome.usage.completion_tokens if outcome.usage else None
+                await self._store.append(key, Turn("assistant", answer, tokens=tokens))
+            log.info("answer.done", chat_id=prompt.target.chat_id, mode=stream.mode.value,
+                     chars=len(answer), messages=len(result.message_ids), frames=result.frames,
+                     ms=round((time.monotonic() - started_at) * 1000), note=note is not None)
+        return result
+
+    async def _consume(self, request: ChatRequest, stream: AnswerStream, out: _Outcome) -> None:
+        attempt = 0
+        async with asyncio.timeout(self._cfg.total_timeout):
+            while True:
+                try:
+                    if self._streaming_supported:
+                        await self._stream_once(request, stream, out)
+                    else:
+                        await self._complete_once(request, stream, out)
+                    return
+                except LLMStreamingUnsupported:
+                    log.warning("llm.streaming_unsupported")
+                    self._streaming_supported = False
+                    continue
+                except LLMError as exc:
+                    # Only before the first token: a retry after it would repeat visible text.
+                    if out.started or not _retryable(exc) or attempt >= self._cfg.max_retries:
+                        raise
+                    attempt += 1
+                    delay = min(RETRY_AFTER_CAP, 0.5 * 2 ** attempt * (0.5 + random.random()))
+                    if isinstance(exc, LLMStatusError) and exc.retry_after is not None:
+                        delay = min(RETRY_AFTER_CAP, max(delay, exc.retry_after))
+                    log.info("llm.retry", attempt=attempt, delay=round(delay, 2),
+                             error_type=type(exc).__name__)
+                    await self._clock.sleep(delay)
+
+    async def _stream_once(self, request: ChatRequest, stream: AnswerStream, out: _Outcome) -> None:
+        async with self._llm.stream(request) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    out.started = True
+                    stream.push(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    out.started = True
+                    stream.push_reasoning(event.text)
+                elif isinstance(event, Usage):
+                    out.usage = event
+                elif isinstance(event, Finish):
+                    out.finish_reason = event.reason
+
+    async def _complete_once(self, request: ChatRequest, stream: AnswerStream, out: _Outcome) -> None:
+        text, reasoning, usage = await self._llm.complete(request)
+        out.started = True
+        out.usage = usage
+        if reasoning:
+            stream.push_reasoning(reasoning)
+        stream.push(text)
+

@@ -1,0 +1,56 @@
+"""In-process store for tests and `STORAGE_URL=memory://` (forgets everything on restart)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .base import ConversationKey, ConversationSettings, Turn
+
+SEEN_UPDATES_KEPT = 10_000
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._turns: dict[ConversationKey, list[Turn]] = {}
+        self._archived: list[tuple[ConversationKey, list[Turn]]] = []
+        self._settings: dict[ConversationKey, ConversationSettings] = {}
+        self._seen: OrderedDict[int, None] = OrderedDict()
+
+    async def history(self, key: ConversationKey) -> list[Turn]:
+        return list(self._turns.get(key, []))
+
+    async def append(self, key: ConversationKey, turn: Turn) -> None:
+        self._turns.setdefault(key, []).append(turn)
+
+    async def new_conversation(self, key: ConversationKey) -> None:
+        old = self._turns.pop(key, [])
+        if old:
+            self._archived.append((key, old))
+
+    async def drop_last_answer(self, key: ConversationKey) -> Turn | None:
+        turns = self._turns.get(key, [])
+        if turns and turns[-1].role == "assistant":
+            turns.pop()
+        if turns and turns[-1].role == "user":
+            return turns.pop()
+        return None
+
+    async def settings(self, key: ConversationKey) -> ConversationSettings:
+        return self._settings.get(key, ConversationSettings())
+
+    async def update_settings(self, key: ConversationKey, settings: ConversationSettings) -> None:
+        self._settings[key] = settings
+
+    async def first_time(self, update_id: int) -> bool:
+        if update_id in self._seen:
+            return False
+        self._seen[update_id] = None
+        while len(self._seen) > SEEN_UPDATES_KEPT:
+            self._seen.popitem(last=False)
+        return True
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,321 @@
+"""Draft-then-edit streaming of one answer.
+
+Data flow: the chat service pushes deltas (sync, cheap: no I/O on the per-token path); a pump
+task turns the newest rendered text into frames when the time/size throttle and the chat's budget
+allow; `finish` delivers the final message(s). Modes are explicit:
+
+- DRAFT: sendMessageDraft frames with a growing prefix, then one sendMessage per page.
+- EDIT: one sendMessage once there is text, then editMessageText frames with a cursor; the final
+  edit drops the cursor.
+- OFF: a typing indicator, then the final message(s).
+
+A refused draft switches the answer to EDIT mid-stream (the draft is ephemeral, so the first
+message of the edit path carries everything shown so far: nothing is lost or repeated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import structlog
+from aiogram.types import InlineKeyboardMarkup
+
+from bot.clock import Clock
+from bot.render import Entity, MarkdownStream, Rendered, utf16_len
+
+from .fallback import DraftRefusals
+from .outbound import DraftRefused, MessageGone, Outbound
+from .scheduler import FrameDropped, Priority
+from .target import ChatTarget
+
+log = structlog.get_logger(__name__)
+
+TYPING_EVERY = 4.5  # a chat action shows for ~5 s
+TELEGRAM_LIMIT = 4096
+
+
+class Mode(Enum):
+    DRAFT = "draft"
+    EDIT = "edit"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    cursor: str = " ▌"
+    min_interval: float = 0.25
+    min_chars: int = 8
+    # Without enough new characters a frame still goes out after this long.
+    max_interval: float = 1.0
+    can_stop: bool = False
+
+
+@dataclass
+class AnswerResult:
+    message_ids: list[int] = field(default_factory=list)
+    # What the user can read, in the order sent (one entry per message).
+    texts: list[str] = field(default_factory=list)
+    frames: int = 0
+
+
+class AnswerStream:
+    def __init__(
+        self, outbound: Outbound, target: ChatTarget, mode: Mode, options: StreamOptions,
+        clock: Clock, refusals: DraftRefusals, render: MarkdownStream,
+        stop_markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        self._out = outbound
+        self.target = target
+        self.mode = mode
+        self._opt = options
+        self._clock = clock
+        self._refusals = refusals
+        self.render = render
+        self._stop_markup = stop_markup
+        self._draft_base = random.randint(1, 2**30)
+        self._dirty = asyncio.Event()
+        self._closing = False
+        self._sending = False
+        self._pump: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+        self._sealed = 0  # pages already delivered as final messages
+        self._message_id: int | None = None  # EDIT: the live message of the current page
+        self._last_text: str | None = None  # last frame text sent for the current page
+        self._last_at = float("-inf")
+        self._last_chars = 0
+        self.result = AnswerResult()
+
+    # -- producer side (sync, called per token) -------------------------------------------
+    def push(self, delta: str) -> None:
+        self.render.feed(delta)
+        self._dirty.set()
+
+    def push_reasoning(self, delta: str) -> None:
+        self.render.feed_reasoning(delta)
+        self._dirty.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.mode is Mode.DRAFT:
+            # Empty text shows Telegram's "Thinking…" placeholder until the first token.
+            await self._frame_guarded(self._draft(None))
+        if self.mode is not Mode.DRAFT:
+            self._typing = asyncio.create_task(self._typing_loop())
+        if self.mode is not Mode.OFF:
+            self._pump = asyncio.create_task(self._pump_loop())
+
+    async def finish(self, note: str | None = None) -> AnswerResult:
+        """Deliver the final message(s): the whole answer, plus `note` (e.g. interrupted)."""
+        await self._stop_tasks()
+        pages = self.render.finish()
+        if note:
+            pages = _append_note(pages, note)
+        if not pages:
+            pages = [Rendered("…")]
+        for index in range(self._sealed, len(pages)):
+            await self._deliver(pages[index], first=index == 0)
+            self._sealed = index + 1
+        return self.result
+
+    async def _stop_tasks(self) -> None:
+        self._closing = True
+        self._dirty.set()
+        if self._typing:
+            self._typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._typing
+        if self._pump:
+            # Never cancel a call in flight: a sendMessage whose id we lose would be doubled.
+            if not self._sending:
+                self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+
+    # -- delivery ---------------------------------------------------------------------------
+    async def _deliver(self, page: Rendered, *, first: bool) -> None:
+        """Make `page` a permanent message: the final edit of the live message, or a send."""
+        if self.mode is Mode.EDIT and self._message_id is not None:
+            try:
+                await self._out.edit(self.target, self._message_id, page, priority=Priority.FINAL)
+                self._record_final(self._message_id, page)
+                self._message_id = None
+                self._last_text = None
+                return
+            except MessageGone:
+                log.warning("answer.message_gone", chat_id=self.target.chat_id)
+                self._message_id = None
+        mid = await self._out.send(self.target, page, priority=Priority.FINAL, reply=first)
+        self._record_final(mid, page)
+        self._last_text = None
+
+    def _record_final(self, message_id: int, page: Rendered) -> None:
+        self.result.message_ids.append(message_id)
+        self.result.texts.append(page.text)
+
+    async def _typing_loop(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(FrameDropped):
+                await self._out.typing(self.target)
+            await self._clock.sleep(TYPING_EVERY)
+            if self.mode is Mode.EDIT and self._message_id is not None:
+                return  # visible text says enough from here on
+
+    async def _pump_loop(self) -> None:
+        try:
+            await self._pump_frames()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a frame failed for good: stop streaming, finish() still delivers
+            log.warning("answer.frames_stopped", chat_id=self.target.chat_id, error=repr(exc))
+
+    async def _pump_frames(self) -> None:
+        while not self._closing:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self._closing:
+                return
+            await self._throttle()
+            if self._closing:
+                return
+            await self._frame_guarded(self._next_frame())
+
+    async def _throttle(self) -> None:
+        """Wait until the next frame is due by time and size; wake early only to close."""
+        if self._last_text is None and self._sealed == 0 and self._message_id is None:
+            return  # first visible text goes out at once
+        while not self._closing:
+            grown = len(self.render.source) - self._last_chars
+            enough = grown >= self._opt.min_chars
+            interval = self._opt.min_interval if enough else self._opt.max_interval
+            wait = self._last_at + interval - self._clock.now()
+            if wait <= 0:
+                return
+            await self._clock.sleep(wait)
+
+    async def _frame_guarded(self, frame: Awaitable[None]) -> None:
+        try:
+            await frame
+        except FrameDropped:
+            self._dirty.set()  # newer text goes out when the flood window closes
+        except DraftRefused as exc:
+            log.info("draft.refused", chat_id=self.target.chat_id, error=str(exc))
+            self._refusals.refused(self.target.chat_id)
+            self.mode = Mode.EDIT
+            self._last_text = None
+            self._dirty.set()
+
+    async def _next_frame(self) -> None:
+        pages = self.render.pages()
+        # Pages before the last are final: deliver them now, the stream continues in a new one.
+        while len(pages) - 1 > self._sealed:
+            self._sending = True
+            try:
+                await self._deliver(pages[self._sealed], first=self._sealed == 0)
+            finally:
+                self._sending = False
+            self._sealed += 1
+            if self._closing:
+                return
+        live = pages[-1]
+        if self.mode is Mode.DRAFT:
+            if live.empty:
+                return
+            await self._draft(live)
+        else:
+            await self._edit_frame(live)
+
+    async def _draft(self, live: Rendered | None) -> None:
+        if live is not None and live.text == self._last_text:
+            return
+        await self._out.draft(self.target, self._draft_base + self._sealed, live,
+                              can_stop=self._opt.can_stop)
+        if live is not None:
+            self._mark_sent(live.text)
+
+    async def _edit_frame(self, live: Rendered) -> None:
+        if live.empty or live.text == self._last_text:
+            return
+        shown = _with_cursor(live, self._opt.cursor)
+        self._sending = True
+        try:
+            if self._message_id is None:
+                self._message_id = await self._out.send(
+                    self.target, shown, priority=Priority.INTERIM, markup=self._stop_markup,
+                    reply=self._sealed == 0,
+                )
+            else:
+                try:
+                    await self._out.edit(self.target, self._message_id, shown,
+                                         priority=Priority.INTERIM, markup=self._stop_markup)
+                except MessageGone:
+                    self._message_id = None
+                    self._dirty.set()
+                    return
+        finally:
+            self._sending = False
+        self._mark_sent(live.text)
+
+    def _mark_sent(self, text: str) -> None:
+        self._last_text = text
+        self._last_at = self._clock.now()
+        self._last_chars = len(self.render.source)
+        self.result.frames += 1
+
+
+def _with_cursor(page: Rendered, cursor: str) -> Rendered:
+    if not cursor or utf16_len(page.text) + utf16_len(cursor) > TELEGRAM_LIMIT:
+        return page
+    return Rendered(page.text + cursor, page.entities)
+
+
+def _append_note(pages: list[Rendered], note: str) -> list[Rendered]:
+    pages = list(pages)
+    if pages:
+        last = pages[-1]
+        sep = "\n\n"
+        if utf16_len(last.text) + utf16_len(sep + note) <= TELEGRAM_LIMIT:
+            start = utf16_len(last.text + sep)
+            italic = Entity("italic", start, utf16_len(note))
+            pages[-1] = Rendered(last.text + sep + note, (*last.entities, italic))
+            return pages
+    pages.append(Rendered(note, (Entity("italic", 0, utf16_len(note)),)))
+    return pages
+
+
+class StreamManager:
+    """Builds the right kind of stream for each answer; remembers draft-less chats."""
+
+    def __init__(
+        self, outbound: Outbound, clock: Clock, refusals: DraftRefusals, transport: str,
+        options: StreamOptions, render_factory: type[MarkdownStream] | None = None,
+    ) -> None:
+        self._out = outbound
+        self._clock = clock
+        self._refusals = refusals
+        self._transport = transport
+        self._opt = options
+        self._ids = itertools.count(1)
+
+    def mode_for(self, target: ChatTarget) -> Mode:
+        if self._transport == "off":
+            return Mode.OFF
+        if self._transport == "edit":
+            return Mode.EDIT
+        if not target.private:
+            return Mode.EDIT  # no drafts outside private chats
+        if self._transport == "auto" and self._refusals.draftless(target.chat_id):
+            return Mode.EDIT
+        return Mode.DRAFT
+
+    def open(
+        self, target: ChatTarget, render: MarkdownStream,
+        stop_markup: InlineKeyboardMarkup | None = None,
+    ) -> AnswerStream:
+        return AnswerStream(self._out, target, self.mode_for(target), self._opt, self._clock,
+                            self._refusals, render, stop_markup)

@@ -1,0 +1,161 @@
+"""Bot API calls for one answer's frames, each through the chat's outbound budget.
+
+Telegram errors are matched narrowly and turned into the few outcomes the manager acts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardMarkup, MessageEntity, ReplyParameters
+
+from bot.clock import Clock
+from bot.render import Rendered
+
+from .scheduler import CallKind, OutboundScheduler, Priority
+from .target import ChatTarget
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+FINAL_NETWORK_ATTEMPTS = 4
+
+
+class ChatUnavailable(Exception):
+    """403: the bot was blocked or removed; nothing more goes to this chat."""
+
+
+class DraftRefused(Exception):
+    """sendMessageDraft was refused (not a private chat, old server, method unavailable)."""
+
+
+class MessageGone(Exception):
+    """The message to edit is gone or can no longer be edited; continue in a new one."""
+
+
+def _entities(r: Rendered) -> list[MessageEntity] | None:
+    return [MessageEntity(**e.to_api()) for e in r.entities] or None
+
+
+def _is(exc: TelegramBadRequest, *needles: str) -> bool:
+    text = exc.message.lower()
+    return any(n in text for n in needles)
+
+
+class Outbound:
+    def __init__(self, bot: Bot, scheduler: OutboundScheduler, clock: Clock) -> None:
+        self._bot = bot
+        self._scheduler = scheduler
+        self._clock = clock
+
+    async def _call(
+        self, target: ChatTarget, kind: CallKind, priority: Priority,
+        send: Callable[[], Awaitable[T]],
+    ) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._scheduler.call(
+                    target.chat_id, send, kind=kind, priority=priority, group=target.group
+                )
+            except TelegramForbiddenError as exc:
+                raise ChatUnavailable(exc.message) from exc
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                # Interim frames are cheap to lose (newer text follows); finals are not.
+                if priority is Priority.INTERIM or attempt >= FINAL_NETWORK_ATTEMPTS:
+                    raise
+                log.warning("telegram.retry", error=str(exc), attempt=attempt)
+                await self._clock.sleep(0.5 * 2 ** (attempt - 1))
+
+    async def _with_plain_fallback(
+        self, rendered: Rendered, attempt: Callable[[Rendered], Awaitable[T]]
+    ) -> T:
+        try:
+            return await attempt(rendered)
+        except TelegramBadRequest as exc:
+            if not rendered.entities or not _is(exc, "can't parse entities", "entity"):
+                raise
+            # Entities are built to be valid; if Telegram still disagrees, the text matters more.
+            log.warning("telegram.entities_rejected", error=exc.message)
+            return await attempt(Rendered(rendered.text))
+
+    async def draft(
+        self, target: ChatTarget, draft_id: int, rendered: Rendered | None, *, can_stop: bool
+    ) -> None:
+        async def attempt(r: Rendered | None) -> None:
+            async def send() -> Any:
+                return await self._bot.send_message_draft(
+                    chat_id=target.chat_id, draft_id=draft_id,
+                    message_thread_id=target.thread_id,
+                    text=r.text if r else "", entities=_entities(r) if r else None,
+                    parse_mode=None, can_stop=can_stop or None,
+                )
+            await self._call(target, CallKind.DRAFT, Priority.INTERIM, send)
+
+        try:
+            if rendered is None:
+                await attempt(None)
+            else:
+                await self._with_plain_fallback(rendered, attempt)
+        except TelegramBadRequest as exc:
+            raise DraftRefused(exc.message) from exc
+
+    async def send(
+        self, target: ChatTarget, rendered: Rendered, *, priority: Priority,
+        markup: InlineKeyboardMarkup | None = None, reply: bool = False,
+    ) -> int:
+        reply_params = (
+            ReplyParameters(message_id=target.reply_to, allow_sending_without_reply=True)
+            if reply and target.reply_to else None
+        )
+
+        async def attempt(r: Rendered) -> int:
+            async def send() -> int:
+                msg = await self._bot.send_message(
+                    chat_id=target.chat_id, text=r.text, entities=_entities(r),
+                    message_thread_id=target.thread_id, parse_mode=None,
+                    reply_parameters=reply_params, reply_markup=markup,
+                    link_preview_options=None,
+                )
+                return msg.message_id
+            return await self._call(target, CallKind.MESSAGE, priority, send)
+
+        return await self._with_plain_fallback(rendered, attempt)
+
+    async def edit(
+        self, target: ChatTarget, message_id: int, rendered: Rendered, *, priority: Priority,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        async def attempt(r: Rendered) -> None:
+            async def send() -> Any:
+                return await self._bot.edit_message_text(
+                    chat_id=target.chat_id, message_id=message_id, text=r.text,
+                    entities=_entities(r), parse_mode=None, reply_markup=markup,
+                )
+            await self._call(target, CallKind.MESSAGE, priority, send)
+
+        try:
+            await self._with_plain_fallback(rendered, attempt)
+        except TelegramBadRequest as exc:
+            if _is(exc, "message is not modified"):
+                return  # same content already there: nothing to do
+            if _is(exc, "message to edit not found", "message can't be edited"):
+                raise MessageGone(exc.message) from exc
+            raise
+
+    async def typing(self, target: ChatTarget) -> None:
+        async def send() -> Any:
+            return await self._bot.send_chat_action(
+                chat_id=target.chat_id, action="typing", message_thread_id=target.thread_id
+            )
+        await self._call(target, CallKind.DRAFT, Priority.INTERIM, send)
