@@ -1,0 +1,198 @@
+"""An OpenAI-compatible chat client: SSE stream in, typed events out, httpx errors translated.
+
+Decoding is two-stage, as in openai-python: httpx-sse turns bytes into events (it copes with
+chunks split mid-line, mid-character or between CR and LF), then each event's JSON becomes
+`LLMEvent`s (`events.events_from_chunk`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+from httpx_sse import EventSource, aconnect_sse
+
+from bot.llm import errors
+from bot.llm.events import LLMEvent, Usage, events_from_chunk, reasoning_text, usage_from
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def payload(self, *, stream: bool) -> dict[str, Any]:
+        # Optional fields are left out rather than sent as null: several servers reject nulls.
+        body: dict[str, Any] = {"model": self.model, "messages": self.messages, "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        optional = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        body.update((key, value) for key, value in optional.items() if value is not None)
+        return body
+
+
+class LLMClient:
+    """Talks to one endpoint through a shared `httpx.AsyncClient` that the caller owns.
+
+    `complete_timeout` bounds the silence before a non-streamed answer: the server sends
+    nothing until the whole answer is ready, so the streaming idle timeout is too short.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str | None,
+        *,
+        idle_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        complete_timeout: float = 300.0,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key or None
+        self._idle_timeout = idle_timeout
+        self._connect_timeout = connect_timeout
+        self._complete_timeout = complete_timeout
+
+    def stream(self, request: ChatRequest) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
+        """The answer as events; the HTTP response is closed whenever the `async with` exits.
+
+        Raises `LLMStatusError` (or `LLMStreamingUnsupported`) on entering; `LLMStreamError`,
+        `LLMConnectionError` or `LLMTimeoutError` on entering or while iterating.
+        """
+        return self._open_stream(request)
+
+    async def complete(self, request: ChatRequest) -> tuple[str, str, Usage | None]:
+        """Non-streaming fallback: (answer text, reasoning text, usage)."""
+        payload = await self._request_json(
+            "POST", "/chat/completions", request.payload(stream=False), self._complete_timeout
+        )
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise errors.LLMStreamError(
+                "The model endpoint answered without a message.", payload=payload
+            )
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        return text, reasoning_text(message), usage_from(payload.get("usage"))
+
+    async def list_models(self) -> list[str]:
+        """Model ids the endpoint offers, sorted."""
+        payload = await self._request_json("GET", "/models", None, self._idle_timeout)
+        items = payload.get("data") if isinstance(payload, dict) else payload
+        if not isinstance(items, list):
+            raise errors.LLMStreamError("The model endpoint listed no models.", payload=payload)
+        ids = {item.get("id") for item in items if isinstance(item, dict)}
+        return sorted(i for i in ids if isinstance(i, str))
+
+    @asynccontextmanager
+    async def _open_stream(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[LLMEvent]]:
+        # An exit stack rather than nested `async with`, so that exceptions raised by the
+        # caller's own body pass through untranslated while cleanup still always runs.
+        stack = AsyncExitStack()
+        try:
+            with self._translated(self._idle_timeout):
+                source = await stack.enter_async_context(
+                    aconnect_sse(
+                        self._http,
+                        "POST",
+                        f"{self._base_url}/chat/completions",
+                        json=request.payload(stream=True),
+                        headers=self._headers(),
+                        timeout=self._timeout(self._idle_timeout),
+                    )
+                )
+                await self._check_stream_response(source.response)
+            events = self._events(source)
+            stack.push_async_callback(events.aclose)
+            yield events
+        finally:
+            with self._translated(self._idle_timeout):
+                await stack.aclose()
+
+    async def _events(self, source: EventSource) -> AsyncGenerator[LLMEvent, None]:
+        with self._translated(self._idle_timeout):
+            async with aclosing(source.aiter_sse()) as sses:
+                async for sse in sses:
+                    data = sse.data.strip()
+                    if data == "[DONE]":
+                        return
+                    if not data:
+                        continue
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        chunk = None
+                    if sse.event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
+                        raise errors.in_band_error(data if chunk is None else chunk, self._api_key)
+                    if not isinstance(chunk, dict):
+                        log.warning(
+                            "llm.chunk_malformed", data=errors.redact(data, self._api_key)[:200]
+                        )
+                        continue
+                    for event in events_from_chunk(chunk):
+                        yield event
+
+    async def _check_stream_response(self, response: httpx.Response) -> None:
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if response.is_success and content_type == "text/event-stream":
+            return
+        body = await errors.read_error_body(response, self._api_key)
+        if not response.is_success:
+            raise errors.status_error(
+                response.status_code, body, response.headers.get("retry-after")
+            )
+        if content_type != "application/json":
+            raise errors.LLMStreamError(
+                f"The model endpoint answered with {content_type or 'no content type'}, "
+                "not an event stream.",
+                payload=body[: errors.BODY_LIMIT],
+            )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and payload.get("error"):
+            raise errors.in_band_error(payload, self._api_key)
+        raise errors.LLMStreamingUnsupported(
+            "The model endpoint answered with JSON instead of an event stream.",
+            status_code=response.status_code,
+            body=body,
+            retry_after=None,
+        )
+
+    async def _request_json(self, method: str, path: str, body: Any, read: float) -> Any:
+        with self._translated(read):
+            response = await self._http.request(
+                method,
+                f"{self._base_url}{path}",
+                json=body,
+                headers=self._headers(),
+                timeout=self._timeout(read),
+            )
+        return errors.json_answer(response, self._api_key)
+
+    def _headers(self) -> dict[str, str]:
+        # A fresh dict each call: aconnect_sse adds its own headers to the one it is given.
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def _timeout(self, read: float) -> httpx.Timeout:
+        # `read` bounds the gap between two received chunks, not the whole answer, so it is
+        # what turns a stalled stream into LLMTimeoutError without capping long answers.
+        connect = self._connect_timeout
+        return httpx.Timeout(connect=connect, read=read, write=connect, pool=connect)
+
+    def _translated(self, read: float) -> ContextManager[None]:
+        return errors.translated(connect_timeout=self._connect_timeout, read_timeout=read)
