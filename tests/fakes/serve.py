@@ -1,0 +1,120 @@
+"""Run a fake service as a real HTTP server inside the current event loop.
+
+Both fakes (`FakeTelegram`, `FakeLLM`) are aiohttp.web apps bound to a free port on 127.0.0.1 by
+default. The server lives exactly as long as its `async with`; on exit in-flight requests (long
+polls, stalled streams) are ended first so teardown never waits for the 60 s aiohttp default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LocalServer:
+    """Base of the fakes: start/stop an aiohttp app on host:port (port 0 picks a free one)."""
+
+    # How long `stop` lets in-flight requests finish on their own before cancelling them.
+    stop_grace: float = 0.5
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._inflight: set[asyncio.Task[object]] = set()
+        self.closing = False
+
+    def build_app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def before_stop(self) -> None:
+        """Hook: wake or end long-running handlers (long polls, paused streams)."""
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("server is not running")
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> Self:
+        app = self.build_app()
+        app.middlewares.insert(0, self._track_middleware)
+        # handler_cancellation: a client that hangs up cancels its handler, which is how the
+        # fakes notice disconnects while a handler is parked on an event.
+        runner = web.AppRunner(
+            app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._requested_port)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        self.closing = False
+        return self
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self.closing = True
+        await self.before_stop()
+        pending = {t for t in self._inflight if not t.done()}
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=self.stop_grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=self.stop_grace)
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def cancel_inflight(self) -> None:
+        for task in self._inflight:
+            task.cancel()
+
+    @web.middleware
+    async def _track_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            return await handler(request)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+
+async def serve_forever(server: LocalServer) -> None:
+    """Run until SIGINT/SIGTERM (standalone mode, e.g. as a docker-compose service)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        print(f"{type(server).__name__} listening on {server.host}:{server.port}", flush=True)
+        await stop.wait()
