@@ -302,14 +302,19 @@ class FakeLLM(LocalServer):
             await response.write_eof()
             self.completed += 1
             return response
-        except (ConnectionResetError, asyncio.CancelledError):
-            # The client hung up (or the fake is stopping): the stream did not reach its end.
-            if not cut and not self.closing:
-                self.disconnects += 1
-                self.disconnected.set()
+        except ConnectionResetError:  # a write found the client gone
+            self._client_left(cut)
+            return response
+        except asyncio.CancelledError:  # the client hung up while we waited (or we are stopping)
+            self._client_left(cut)
             raise
         finally:
             self.active_streams -= 1
+
+    def _client_left(self, cut: bool) -> None:
+        if not cut and not self.closing:
+            self.disconnects += 1
+            self.disconnected.set()
 
     async def _pace(self, sent: int) -> None:
         """Benchmark pacing: time to first token, then one delta per 1/tokens_per_second."""

@@ -19,6 +19,7 @@ import inspect
 import itertools
 import json
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,8 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 JsonDict = dict[str, Any]
+# Delivered when allowed_updates is empty/unset: all but these three opt-in kinds.
+_OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 OnCall = Callable[[str, JsonDict], Awaitable[web.Response | None] | web.Response | None]
 
 # Form values aiogram sends verbatim (everything else is JSON-encoded: ints, bools, objects).
@@ -234,6 +237,8 @@ class FakeTelegram(LocalServer):
         self.webhook_secret: str | None = None
         self.webhook_errors: list[str] = []
         self.commands: list[JsonDict] = []
+        self.allowed_updates: list[str] | None = None  # None: Telegram's default set
+        self.dropped_updates: list[JsonDict] = []  # not in allowed_updates, never delivered
         self.users: dict[int, JsonDict] = {}  # overrides for generated User objects
         self._flood = _Flood(flood) if flood else None
         self._chats: dict[int, _ChatState] = {}
@@ -515,11 +520,8 @@ class FakeTelegram(LocalServer):
         thread_id: int | None,
     ) -> JsonDict:
         chat = self._chat_state(chat_id)
-        if entities is None and text.startswith("/"):
-            # Telegram marks a leading command itself; aiogram filters do not need it, but
-            # mention/command detection code may.
-            command = text.split(maxsplit=1)[0]
-            entities = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        if entities is None:
+            entities = _auto_entities(text)
         if thread_id is not None and reply_to is None and chat.is_forum:
             # In forum topics Telegram sets reply_to_message to the topic's creation message
             # even when the user did not reply to anything.
@@ -640,6 +642,9 @@ class FakeTelegram(LocalServer):
         offset = _int(params.get("offset"), 0)
         limit = max(1, min(100, _int(params.get("limit"), 100)))
         timeout = max(0, _int(params.get("timeout"), 0))
+        if isinstance(params.get("allowed_updates"), list):
+            # Telegram remembers the list until the next call that passes one.
+            self.allowed_updates = params["allowed_updates"] or None
         if offset > 0:  # confirms (forgets) every update before it
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         elif offset < 0:
@@ -648,7 +653,7 @@ class FakeTelegram(LocalServer):
         generation = self._poll_generation
 
         def ready() -> bool:
-            return bool(self._updates) or self.closing or generation != self._poll_generation
+            return bool(self._deliverable()) or self.closing or generation != self._poll_generation
 
         if timeout > 0 and not ready():
             self.parked_polls += 1
@@ -665,7 +670,22 @@ class FakeTelegram(LocalServer):
                 "Conflict: terminated by other getUpdates request; "
                 "make sure that only one bot instance is running",
             )
-        return self._updates[:limit]
+        return self._deliverable()[:limit]
+
+    def _deliverable(self) -> list[JsonDict]:
+        """Pending updates; those of types not in `allowed_updates` are dropped, as Telegram
+        never delivers them."""
+
+        def wanted(update: JsonDict) -> bool:
+            kind = next((k for k in update if k != "update_id"), "")
+            if self.allowed_updates is None:
+                return kind not in _OPT_IN_UPDATES
+            return kind in self.allowed_updates
+
+        if not all(wanted(u) for u in self._updates):
+            self.dropped_updates += [u for u in self._updates if not wanted(u)]
+            self._updates = [u for u in self._updates if wanted(u)]
+        return self._updates
 
     async def _set_webhook(self, params: JsonDict) -> bool:
         url = params.get("url") or ""
@@ -673,6 +693,8 @@ class FakeTelegram(LocalServer):
             raise bad("bad webhook: invalid url")
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        if isinstance(params.get("allowed_updates"), list):
+            self.allowed_updates = params["allowed_updates"] or None
         self.webhook_url, self.webhook_secret = url, params.get("secret_token")
         if self._webhook_task:
             self._webhook_task.cancel()
@@ -836,7 +858,7 @@ class FakeTelegram(LocalServer):
             headers = {}
         async with aiohttp.ClientSession() as session:
             while True:
-                await self._until(lambda: bool(self._updates))
+                await self._until(self._deliverable)
                 update = self._updates[0]
                 try:
                     async with session.post(self.webhook_url, json=update, headers=headers) as r:
@@ -953,6 +975,21 @@ def _int(value: Any, default: int) -> int:
 
 
 # ---------------------------------------------------------------------- validation
+
+
+_MENTION = re.compile(r"(?<![\w@])@[A-Za-z][A-Za-z0-9_]{4,31}\b")
+_COMMAND = re.compile(r"(?<![\w/])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z][A-Za-z0-9_]{4,31})?\b")
+
+
+def _auto_entities(text: str) -> list[JsonDict]:
+    """The entities Telegram detects in user text by itself: @mentions and /commands."""
+    found = [("mention", m) for m in _MENTION.finditer(text)]
+    found += [("bot_command", m) for m in _COMMAND.finditer(text)]
+    entities = [
+        {"type": kind, "offset": utf16_len(text[: m.start()]), "length": utf16_len(m.group())}
+        for kind, m in found
+    ]
+    return sorted(entities, key=lambda e: e["offset"])
 
 
 def _checked_text(params: JsonDict, *, allow_empty: bool) -> tuple[str, list[JsonDict]]:

@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 import pytest
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest, TelegramConflictError, TelegramRetryAfter
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity
 from aiohttp import web
 
+from tests.fakes.__main__ import build, parse_args
 from tests.fakes.llm import Cut, Error, FakeLLM, Finish, Pause, Raw, Reasoning
 from tests.fakes.telegram import NOT_MODIFIED, Call, FakeTelegram, FloodLimits
 
@@ -173,14 +174,17 @@ async def test_aiogram_drafts_private_only(tg: FakeTelegram, bot: Bot) -> None:
 async def test_long_poll_woken_by_push_update(tg: FakeTelegram, bot: Bot) -> None:
     poll = asyncio.create_task(bot.get_updates(offset=0, timeout=30))
     await tg.wait_for(lambda _: tg.parked_polls == 1)
+    tg.push_update({"message_reaction": {}})  # opt-in kind: never delivered by default
     pushed = tg.private_text(7, "/start hello")
     updates = await asyncio.wait_for(poll, 5)
     assert [u.update_id for u in updates] == [pushed["update_id"]]
+    assert [list(u)[1] for u in tg.dropped_updates] == ["message_reaction"]
     message = updates[0].message
     assert message is not None and message.text == "/start hello"
     assert message.entities and message.entities[0].type == "bot_command"
 
     group = tg.group_text(-100, 7, "hi @testbot", reply_to=None)
+    assert group["message"]["entities"] == [{"type": "mention", "offset": 3, "length": 8}]
     tg.set_chat(-200, is_forum=True)
     topic = tg.group_text(-200, 8, "in topic", thread_id=10)
     stopped = tg.stopped_generation(7, draft_id=5)
@@ -204,6 +208,24 @@ async def test_long_poll_woken_by_push_update(tg: FakeTelegram, bot: Bot) -> Non
         await bot.send_message(-200, "x", message_thread_id=1)
     sent = await bot.send_message(-200, "in topic", message_thread_id=10)
     assert sent.message_thread_id == 10 and sent.chat.type == "supergroup"
+
+
+async def test_dispatcher_polling_round_trip(tg: FakeTelegram, bot: Bot) -> None:
+    dp = Dispatcher()
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(f"echo: {message.text}")
+
+    polling = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+    )
+    try:
+        tg.private_text(7, "hello")
+        await tg.wait_for(lambda _: tg.texts(7) == ["echo: hello"])
+    finally:
+        await dp.stop_polling()
+        await polling
 
 
 async def test_poll_times_out_empty_and_confirms_offset(tg: FakeTelegram, bot: Bot) -> None:
@@ -257,10 +279,20 @@ async def test_flood_limits_answer_429_and_count_window() -> None:
             with pytest.raises(TelegramRetryAfter) as drafts:
                 await flooded.send_message_draft(9, draft_id=1, text="21st")
             assert drafts.value.retry_after == 5
+
+            # Groups: 20 per minute even when spaced by the per-chat second.
+            start = clock.now
+            for i in range(20):
+                clock.now = start + 2.0 * i
+                await flooded.send_message(-100, f"g{i}")
+            clock.now = start + 40.0
+            with pytest.raises(TelegramRetryAfter) as group:
+                await flooded.send_message(-100, "21st in a minute")
+            assert group.value.retry_after == 20
         finally:
             await flooded.session.close()
     refused = [c for c in tg.calls if c.error_code == 429]
-    assert len(refused) == 3 and all(isinstance(c, Call) for c in refused)
+    assert len(refused) == 4 and all(isinstance(c, Call) for c in refused)
 
 
 async def test_webhook_delivery_and_getupdates_conflict(tg: FakeTelegram, bot: Bot) -> None:
@@ -392,3 +424,10 @@ async def test_llm_faults(llm: FakeLLM, http: httpx.AsyncClient) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         await read_stream(http, chat(stream=True))
     assert llm.disconnects == 0  # the fake cut it, the client did not hang up
+
+
+def test_standalone_command_lines() -> None:
+    telegram = build(parse_args(["telegram", "--port", "8081"]))
+    assert isinstance(telegram, FakeTelegram) and telegram.host == "0.0.0.0"
+    llm = build(parse_args(["llm", "--port", "8082", "--reply", "Hi", "--model", "m1"]))
+    assert isinstance(llm, FakeLLM) and llm.default_reply == "Hi" and llm.models == ["m1"]
