@@ -1,60 +1,155 @@
 """Incremental rendering of a streamed answer into Telegram-sized pages.
 
-Placeholder plain-text renderer for the streaming spine; the Markdown renderer replaces the
-internals behind the same interface.
+Contract with the transport: every page but the last is final once it exists (its text and
+entities never change as more deltas arrive, because it has been sent as a real message), and
+each page fits in `limit` UTF-16 units.
+
+How it stays cheap: complete top-level blocks are rendered once and kept; only the unfinished
+tail is re-rendered per frame (and usually not even that, see `tail.py`). Once a page is frozen,
+only what follows it is rendered and split again.
 """
 
 from __future__ import annotations
 
+from .blocks import Block, BlockScanner
+from .entities import EMPTY, join, slice_text, strip
+from .markdown import render_block
+from .reasoning import ReasoningDisplay, ThinkSplitter, reasoning_block
+from .sanitize import DeltaCleaner
+from .split import Page, paginate
+from .tail import TailRenderer
 from .types import Rendered
-from .utf16 import prefix_within, utf16_len
 
 TELEGRAM_TEXT_LIMIT = 4096
 
 
 class MarkdownStream:
-    """Accumulates answer deltas; `pages()` renders what has arrived so far.
+    """Accumulates answer (and reasoning) deltas; `pages()` renders what has arrived so far."""
 
-    Contract with the transport: every page but the last is final once it exists (its text and
-    entities never change as more deltas arrive), and each page fits in `limit` UTF-16 units.
-    """
-
-    def __init__(self, limit: int = TELEGRAM_TEXT_LIMIT) -> None:
+    def __init__(
+        self, limit: int = TELEGRAM_TEXT_LIMIT, reasoning_display: str = "collapsed"
+    ) -> None:
         self._limit = limit
-        self._source: list[str] = []
-        self._text = ""
+        self._display = ReasoningDisplay(str(reasoning_display))
+        self._cleaner, self._reasoning_cleaner = DeltaCleaner(), DeltaCleaner()
+        self._think = ThinkSplitter()
+        self._answer: list[str] = []
+        self._reasoning: list[str] = []
+        self._answer_seen = self._reasoning_seen = False
+        self._blocks = BlockScanner()
+        self._tail = TailRenderer()
+        self._frozen: list[Rendered] = []
+        self._open = EMPTY  # rendered complete blocks after the last frozen page
+        self._covered = ""  # rendered text of the current tail already on frozen pages
+        self._final: list[Rendered] | None = None
 
     @property
     def source(self) -> str:
-        return self._text
+        """The answer's Markdown so far, without reasoning."""
+        return "".join(self._answer)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._reasoning)
 
     @property
     def thinking(self) -> bool:
-        """True while only reasoning (no answer text) has arrived."""
-        return False
+        """True while reasoning has arrived but no answer text yet."""
+        return self._reasoning_seen and not self._answer_seen
 
     def feed(self, delta: str) -> None:
-        self._text += delta
+        self._check_open()
+        answer, reasoning = self._think.feed(self._cleaner.feed(delta))
+        self._add_reasoning(reasoning)
+        self._add_answer(answer)
 
     def feed_reasoning(self, delta: str) -> None:
-        """Reasoning is not shown by the plain renderer."""
+        """Reasoning from a separate channel (`reasoning_content`)."""
+        self._check_open()
+        self._add_reasoning(self._reasoning_cleaner.feed(delta))
 
     def pages(self) -> list[Rendered]:
-        return self._split(self._text.lstrip())
+        """The frames to show now: frozen pages, then the live one (omitted while empty).
+
+        Before any answer text this is `[Rendered("")]`; see `thinking` for what to show then.
+        """
+        if self._final is not None:
+            return list(self._final)
+        full_tail = self._tail.render(self._blocks.tail) if self._blocks.tail else EMPTY
+        tail, at = self._uncovered(full_tail)
+        doc = join(self._open, tail, self._blocks.tail_sep)
+        parts = paginate(doc, self._limit)
+        if len(parts) > 1:
+            self._freeze(parts, full_tail.text, tail, at)
+        last = parts[-1].rendered
+        return [*self._frozen, last] if last.text or not self._frozen else list(self._frozen)
 
     def finish(self) -> list[Rendered]:
-        return [p for p in self._split(self._text.strip()) if not p.empty]
+        """The final pages, none empty (no answer: [])."""
+        if self._final is not None:
+            return list(self._final)
+        answer, reasoning = self._think.finish()
+        self._add_reasoning(reasoning + self._reasoning_cleaner.finish())
+        self._add_answer(answer + self._cleaner.finish())
+        self._settle_all(self._blocks.finish())
+        doc = self._open
+        if not self._frozen and doc.text:
+            doc = join(reasoning_block(self.reasoning, self._display, self._limit), doc, "\n")
+        pages = [page.rendered for page in paginate(doc, self._limit) if page.rendered.text]
+        self._final = [*self._frozen, *pages]
+        return list(self._final)
 
-    def _split(self, text: str) -> list[Rendered]:
-        pages: list[Rendered] = []
-        while utf16_len(text) > self._limit:
-            cut = prefix_within(text, self._limit)
-            space = text.rfind("\n", 0, cut)
-            if space <= 0:
-                space = text.rfind(" ", 0, cut)
-            if space > 0:
-                cut = space
-            pages.append(Rendered(text[:cut].rstrip()))
-            text = text[cut:].lstrip()
-        pages.append(Rendered(text))
-        return pages
+    def _check_open(self) -> None:
+        if self._final is not None:
+            raise RuntimeError("the stream is finished")
+
+    def _add_reasoning(self, text: str) -> None:
+        if text:
+            self._reasoning.append(text)
+            self._reasoning_seen = self._reasoning_seen or bool(text.strip())
+
+    def _add_answer(self, text: str) -> None:
+        if not text:
+            return
+        self._answer.append(text)
+        self._answer_seen = self._answer_seen or bool(text.strip())
+        self._settle_all(self._blocks.feed(text))
+
+    def _settle_all(self, blocks: list[Block]) -> None:
+        for block in blocks:
+            rendered, _ = self._uncovered(render_block(block.source))
+            self._covered = ""
+            self._open = join(self._open, rendered, block.sep)
+
+    def _uncovered(self, rendered: Rendered) -> tuple[Rendered, int]:
+        """What of the tail's rendering is not on a frozen page yet, and where that starts.
+
+        Normally the frozen part is a prefix of the new rendering. If the tail re-parsed
+        differently (say `[a` became a link), the common prefix is dropped instead: text may
+        repeat on the next page, but none is lost.
+        """
+        covered = self._covered
+        if not covered:
+            return rendered, 0
+        text = rendered.text
+        at = len(covered)
+        if not text.startswith(covered):
+            at = next((i for i, (a, b) in enumerate(zip(text, covered, strict=False)) if a != b), 0)
+        rest = slice_text(rendered, at)
+        at += len(rest.text) - len(rest.text.lstrip())
+        return strip(rest), at
+
+    def _freeze(self, parts: list[Page], full_tail: str, tail: Rendered, tail_at: int) -> None:
+        if not self._frozen:
+            # The reasoning goes above the answer; once page 1 is sent that place is gone.
+            block = reasoning_block(self.reasoning, self._display, self._limit)
+            self._frozen.extend(p.rendered for p in paginate(block, self._limit) if p.rendered.text)
+        self._frozen.extend(p.rendered for p in parts[:-1] if p.rendered.text)
+        cut = parts[-1].start
+        open_len = len(self._open.text)
+        if cut < open_len or not tail.text:
+            self._open = strip(slice_text(self._open, cut))
+            return
+        tail_start = open_len + len(self._blocks.tail_sep) if open_len else 0
+        self._covered = full_tail[: tail_at + (cut - tail_start)]
+        self._open = EMPTY
