@@ -142,7 +142,8 @@ class AnswerStream:
         """Make `page` a permanent message: the final edit of the live message, or a send."""
         if self.mode is Mode.EDIT and self._message_id is not None:
             try:
-                await self._out.edit(self.target, self._message_id, page, priority=Priority.FINAL)
+                await self._out.edit(self.target, self._message_id, page, priority=Priority.FINAL,
+                                     on_send=self._in_flight)
                 self._record_final(self._message_id, page)
                 self._message_id = None
                 self._last_text = None
@@ -150,7 +151,8 @@ class AnswerStream:
             except MessageGone:
                 log.warning("answer.message_gone", chat_id=self.target.chat_id)
                 self._message_id = None
-        mid = await self._out.send(self.target, page, priority=Priority.FINAL, reply=first)
+        mid = await self._out.send(self.target, page, priority=Priority.FINAL, reply=first,
+                                   on_send=self._in_flight)
         self._record_final(mid, page)
         self._last_text = None
 
@@ -214,7 +216,6 @@ class AnswerStream:
         pages = self.render.pages()
         # Pages before the last are final: deliver them now, the stream continues in a new one.
         while len(pages) - 1 > self._sealed:
-            self._sending = True
             try:
                 await self._deliver(pages[self._sealed], first=self._sealed == 0)
             finally:
@@ -242,17 +243,17 @@ class AnswerStream:
         if live.empty or live.text == self._last_text:
             return
         shown = _with_cursor(live, self._opt.cursor)
-        self._sending = True
         try:
             if self._message_id is None:
                 self._message_id = await self._out.send(
                     self.target, shown, priority=Priority.INTERIM, markup=self._stop_markup,
-                    reply=self._sealed == 0,
+                    reply=self._sealed == 0, on_send=self._in_flight,
                 )
             else:
                 try:
                     await self._out.edit(self.target, self._message_id, shown,
-                                         priority=Priority.INTERIM, markup=self._stop_markup)
+                                         priority=Priority.INTERIM, markup=self._stop_markup,
+                                         on_send=self._in_flight)
                 except MessageGone:
                     self._message_id = None
                     self._dirty.set()
@@ -260,6 +261,11 @@ class AnswerStream:
         finally:
             self._sending = False
         self._mark_sent(live.text)
+
+    def _in_flight(self) -> None:
+        # Set once the budget is granted and the HTTP call starts: from here on the pump must
+        # not be cancelled, or a message Telegram created could be sent a second time.
+        self._sending = True
 
     def _mark_sent(self, text: str) -> None:
         self._last_text = text

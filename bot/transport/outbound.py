@@ -113,6 +113,7 @@ class Outbound:
     async def send(
         self, target: ChatTarget, rendered: Rendered, *, priority: Priority,
         markup: InlineKeyboardMarkup | None = None, reply: bool = False,
+        on_send: Callable[[], None] | None = None,
     ) -> int:
         reply_params = (
             ReplyParameters(message_id=target.reply_to, allow_sending_without_reply=True)
@@ -121,6 +122,8 @@ class Outbound:
 
         async def attempt(r: Rendered) -> int:
             async def send() -> int:
+                if on_send:
+                    on_send()
                 msg = await self._bot.send_message(
                     chat_id=target.chat_id, text=r.text, entities=_entities(r),
                     message_thread_id=target.thread_id, parse_mode=None,
@@ -134,10 +137,12 @@ class Outbound:
 
     async def edit(
         self, target: ChatTarget, message_id: int, rendered: Rendered, *, priority: Priority,
-        markup: InlineKeyboardMarkup | None = None,
+        markup: InlineKeyboardMarkup | None = None, on_send: Callable[[], None] | None = None,
     ) -> None:
         async def attempt(r: Rendered) -> None:
             async def send() -> Any:
+                if on_send:
+                    on_send()
                 return await self._bot.edit_message_text(
                     chat_id=target.chat_id, message_id=message_id, text=r.text,
                     entities=_entities(r), parse_mode=None, reply_markup=markup,
