@@ -140,6 +140,6 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     acc = settings.access
     dp.update.outer_middleware(AccessMiddleware(
         AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)))
-    dp.include_routers(stop.router, commands.router, chat_handlers.router)
+    dp.include_routers(stop.make_router(), commands.make_router(), chat_handlers.make_router())
     return App(settings=settings, bot=bot, dispatcher=dp, http=http, store=store, chat=chat,
                scheduler=scheduler, clock=clock, closers=closers)

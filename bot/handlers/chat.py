@@ -14,8 +14,6 @@ from .addressing import author_name, is_reply_to_bot, strip_mentions
 from .context import key_of, target_of
 
 log = structlog.get_logger(__name__)
-router = Router(name=__name__)
-
 BUSY = "⏳ I'm still answering your earlier messages — please wait a moment and send it again."
 EMPTY = "Please send some text and I'll answer it."
 NOT_TEXT = "I can only read text messages — please type your question."
@@ -32,22 +30,18 @@ async def _ask(message: Message, chat: ChatService, text: str, author: str | Non
         await message.answer(BUSY)
 
 
-@router.message(F.chat.type == "private", F.text)
 async def private_text(message: Message, chat: ChatService) -> None:
     await _ask(message, chat, message.text or "", None)
 
 
-@router.message(F.chat.type == "private")
 async def private_other(message: Message) -> None:
     await message.answer(NOT_TEXT)
 
 
-@router.message(Command("ask", ignore_mention=False), F.chat.type.in_({"group", "supergroup"}))
 async def group_ask(message: Message, command: CommandObject, chat: ChatService) -> None:
     await _ask(message, chat, command.args or "", author_name(message))
 
 
-@router.message(F.chat.type.in_({"group", "supergroup"}), F.text)
 async def group_text(message: Message, chat: ChatService, me: User, group_mode: str) -> None:
     if message.text and message.text.startswith("/"):
         return  # a command for another bot, or one we don't know
@@ -57,3 +51,16 @@ async def group_text(message: Message, chat: ChatService, me: User, group_mode: 
     if text is None:
         return  # not addressed to the bot: never reaches the LLM
     await _ask(message, chat, text, author_name(message))
+
+
+GROUPS = F.chat.type.in_({"group", "supergroup"})
+
+
+def make_router() -> Router:
+    # A fresh Router per Dispatcher: a router can belong to one parent only.
+    router = Router(name=__name__)
+    router.message.register(private_text, F.chat.type == "private", F.text)
+    router.message.register(private_other, F.chat.type == "private")
+    router.message.register(group_ask, Command("ask", ignore_mention=False), GROUPS)
+    router.message.register(group_text, GROUPS, F.text)
+    return router

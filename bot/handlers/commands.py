@@ -12,8 +12,6 @@ from bot.storage import ConversationSettings, Store
 
 from .context import key_of, target_of
 
-router = Router(name=__name__)
-
 HELP = (
     "I answer with a language model, streaming as it writes.\n\n"
     "In private chats just write to me. In groups mention me, reply to one of my messages, "
@@ -36,31 +34,26 @@ PRIVATE_COMMANDS = [
 GROUP_COMMANDS = [("ask", "Ask me something"), *PRIVATE_COMMANDS]
 
 
-@router.message(CommandStart())
 async def start(message: Message) -> None:
     name = message.from_user.first_name if message.from_user else "there"
     await message.answer(f"Hi {name}! Ask me anything.\n\n{HELP}")
 
 
-@router.message(Command("help"))
 async def help_(message: Message) -> None:
     await message.answer(HELP)
 
 
-@router.message(Command("new", "reset"))
 async def new(message: Message, store: Store, chat: ChatService) -> None:
     await chat.stop(key_of(message))
     await store.new_conversation(key_of(message))
     await message.answer("🆕 New conversation started. Earlier messages are forgotten.")
 
 
-@router.message(Command("stop"))
 async def stop(message: Message, chat: ChatService) -> None:
     if not await chat.stop(key_of(message)):
         await message.answer("Nothing to stop.")
 
 
-@router.message(Command("retry"))
 async def retry(message: Message, store: Store, chat: ChatService) -> None:
     key = key_of(message)
     last = await store.drop_last_answer(key)
@@ -75,7 +68,6 @@ async def retry(message: Message, store: Store, chat: ChatService) -> None:
         await message.answer("⏳ I'm still answering — try /retry again in a moment.")
 
 
-@router.message(Command("system"))
 async def system(message: Message, command: CommandObject, store: Store, is_admin: bool) -> None:
     if not is_admin:
         await message.answer("Only admins can change the system prompt.")
@@ -87,3 +79,14 @@ async def system(message: Message, command: CommandObject, store: Store, is_admi
         key, ConversationSettings(model=current.model, system_prompt=text or None)
     )
     await message.answer("System prompt updated." if text else "System prompt reset to default.")
+
+
+def make_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(new, Command("new", "reset"))
+    router.message.register(stop, Command("stop"))
+    router.message.register(retry, Command("retry"))
+    router.message.register(system, Command("system"))
+    return router

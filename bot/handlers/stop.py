@@ -8,15 +8,11 @@ from aiogram.types import CallbackQuery, MessageGenerationStopped
 from bot.services.chat import ChatService
 from bot.storage import ConversationKey
 
-router = Router(name=__name__)
 
-
-@router.stopped_message_generation()
 async def draft_stopped(event: MessageGenerationStopped, chat: ChatService) -> None:
     await chat.stop(ConversationKey(event.chat.id, event.message_thread_id or 0))
 
 
-@router.callback_query(F.data.startswith("stop:"))
 async def stop_button(query: CallbackQuery, chat: ChatService) -> None:
     try:
         _, chat_id, thread_id = (query.data or "").split(":")
@@ -26,3 +22,10 @@ async def stop_button(query: CallbackQuery, chat: ChatService) -> None:
         return
     stopped = await chat.stop(key)
     await query.answer("Stopped." if stopped else "Already finished.")
+
+
+def make_router() -> Router:
+    router = Router(name=__name__)
+    router.stopped_message_generation.register(draft_stopped)
+    router.callback_query.register(stop_button, F.data.startswith("stop:"))
+    return router
