@@ -19,7 +19,11 @@ _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _LIST_ITEM = re.compile(r"[ ]{0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 _TOP_ITEM = re.compile(r"(?:[-+*]|\d{1,9}[.)])[ \t]+\S")
 
-Fence = tuple[str, int]  # the fence character and the length of its run
+_DELIMITER_ROW = re.compile(r" {0,3}\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*")
+
+# The fence character, the length of its run, and whether it may still be a table header
+# (markdown-it tries tables first: "```|" followed by "---" is a one-column table).
+Fence = tuple[str, int, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +35,17 @@ class Block:
 def track_fence(fence: Fence | None, line: str) -> Fence | None:
     """The fence state after `line` (a complete line) given the state before it."""
     if fence is not None:
-        char, size = fence
+        char, size, maybe_table = fence
+        if maybe_table and _DELIMITER_ROW.fullmatch(line):
+            return None
         stripped = line.strip()
         indent = len(line) - len(line.lstrip(" "))
         if indent <= 3 and len(stripped) >= size and stripped == char * len(stripped):
             return None
-        return fence
+        return (char, size, False) if maybe_table else fence
     match = _FENCE.match(line)
     if match and (match[1][0] == "~" or "`" not in match[2]):
-        return match[1][0], len(match[1])
+        return match[1][0], len(match[1]), "|" in match[2]
     return None
 
 

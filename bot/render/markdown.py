@@ -11,20 +11,30 @@ that are complete and re-render only the tail.
 
 from __future__ import annotations
 
+import re
+
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
+from markdown_it.utils import EnvType
 
 from .blocks import BlockScanner
 from .entities import join
 from .partial import close_partial
+from .sanitize import clean
 from .types import Rendered
 from .walker import render_tokens
 
 # Inline parses are cached by content: while a long list or table streams, only the line being
 # typed is new; every other line's inline tokens are reused.
 _INLINE_CACHE_MAX = 2048
+# A paragraph being typed is parsed from its last checkpoint: a prefix, ending before a space,
+# in which every delimiter is already matched, so nothing after it can change how it parses.
+_CHECKPOINT_STEP = 48
+_CHECKPOINTS_MAX = 32
+# Left in text tokens, these may still pair with text further on (emphasis, code, links, math).
+_OPEN_DELIMITER = re.compile(r"[*`\[$]|~~|(?<![^\W_])_|_(?![^\W_])")
 
 
 def _math(state: StateInline, silent: bool) -> bool:
@@ -58,7 +68,9 @@ def _math(state: StateInline, silent: bool) -> bool:
     else:
         return False
     if not silent:
-        state.append_pending(src[pos:stop])
+        token = state.push("text", "", 0)
+        token.content = src[pos:stop]
+        token.meta = {"math": True}
     state.pos = stop
     return True
 
@@ -66,39 +78,81 @@ def _math(state: StateInline, silent: bool) -> bool:
 class _InlineCache:
     def __init__(self) -> None:
         self._cache: dict[str, list[Token]] = {}
+        self._checkpoints: dict[str, list[Token]] = {}
+        self._tried: dict[str, int] = {}  # checkpoint → content length at the last failed advance
 
     def __call__(self, state: StateCore) -> None:
         md, env = state.md, state.env
-        # Reference definitions change how links parse, so such documents bypass the cache.
+        # Reference definitions change how links parse, so such documents bypass the caches.
         cacheable = not env.get("references")
         for token in state.tokens:
             if token.type != "inline":
                 continue
-            children = self._cache.get(token.content) if cacheable else None
-            if children is None:
-                children = md.inline.parse(token.content, md, env, [])
-                if cacheable:
-                    if len(self._cache) >= _INLINE_CACHE_MAX:
-                        self._cache.clear()
-                    self._cache[token.content] = children
-            token.children = children
+            if cacheable:
+                token.children = self.children(md, env, token.content)
+            else:
+                token.children = md.inline.parse(token.content, md, env, [])
+
+    def children(self, md: MarkdownIt, env: EnvType, content: str) -> list[Token]:
+        children = self._cache.get(content)
+        if children is None:
+            children = self._parse_from_checkpoint(md, env, content)
+            if len(self._cache) >= _INLINE_CACHE_MAX:
+                self._cache.clear()
+            self._cache[content] = children
+        return children
+
+    def _parse_from_checkpoint(self, md: MarkdownIt, env: EnvType, content: str) -> list[Token]:
+        base = max((p for p in self._checkpoints if content.startswith(p)), key=len, default="")
+        head = self._checkpoints.get(base, [])
+        children = head + md.inline.parse(content[len(base) :], md, env, [])
+        if len(content) - max(len(base), self._tried.get(base, 0)) >= _CHECKPOINT_STEP:
+            self._advance(md, env, content, base, head)
+        return children
+
+    def _advance(
+        self, md: MarkdownIt, env: EnvType, content: str, base: str, head: list[Token]
+    ) -> None:
+        at = content.rfind(" ", len(base) + 1, len(content) - 1)
+        while at > len(base) and (content[at - 1].isspace() or content[at + 1].isspace()):
+            at = content.rfind(" ", len(base) + 1, at)
+        segment = content[len(base) : at]
+        if at <= len(base) or "\\(" in segment or "\\[" in segment:
+            self._tried[base] = len(content)
+            return
+        tokens = md.inline.parse(segment, md, env, [])
+        if any(
+            t.type == "text" and not t.meta and _OPEN_DELIMITER.search(t.content) for t in tokens
+        ):
+            self._tried[base] = len(content)
+            return
+        if len(self._checkpoints) >= _CHECKPOINTS_MAX:
+            self._checkpoints.clear()
+            self._tried.clear()
+        self._checkpoints[content[:at]] = head + tokens
 
 
-def make_parser() -> MarkdownIt:
+def _make_parser(inline: _InlineCache) -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["strikethrough", "table"])
     # The walker reads escaped characters (`text_special`) itself; joining them is wasted work.
     md.disable("text_join")
     md.inline.ruler.before("escape", "math", _math)
-    md.core.ruler.at("inline", _InlineCache())
+    md.core.ruler.at("inline", inline)
     return md
 
 
-_PARSER = make_parser()
+_INLINE = _InlineCache()
+_PARSER = _make_parser(_INLINE)
 
 
 def parse(source: str) -> list[Token]:
     return _PARSER.parse(source)
+
+
+def parse_inline(content: str) -> list[Token]:
+    """The children of an inline token with this content (cached like a full parse's)."""
+    return _INLINE.children(_PARSER, {}, content)
 
 
 def render_block(source: str, *, partial: bool = False) -> Rendered:
@@ -112,6 +166,6 @@ def render_markdown(source: str) -> Rendered:
     """Render a complete answer: block by block, exactly as a stream of it would end up."""
     scanner = BlockScanner()
     rendered = Rendered("")
-    for block in (*scanner.feed(source), *scanner.finish()):
+    for block in (*scanner.feed(clean(source)), *scanner.finish()):
         rendered = join(rendered, render_block(block.source), block.sep)
     return rendered

@@ -22,6 +22,7 @@ _TRAILING_DELIMITERS = re.compile(r"[\s*_~`\\]+$")
 _HALF_LINK = re.compile(r"(!?\[[^\[\]]*\])\([^()\s]*$")
 _PIPE_ROW = re.compile(r" {0,3}\|")
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_SPECIAL = re.compile(r"[\\`*_~]")
 
 
 def close_partial(source: str) -> str:
@@ -36,10 +37,20 @@ def close_partial(source: str) -> str:
     if _MARKER_ONLY.fullmatch(last):
         lines.pop()
     else:
-        lines[-1] = close_inline(_HALF_LINK.sub(r"\1()", last))
+        lines[-1] = close_last_line(last)
     if lines and _is_table_header(lines):
         lines.append("|" + "---|" * _columns(lines[-1]))
     return "\n".join(lines)
+
+
+def is_marker_only(line: str) -> bool:
+    """The line holds only block markers (`-`, `#`, `>`, `1.`, `|`…) and nothing to show yet."""
+    return _MARKER_ONLY.fullmatch(line) is not None
+
+
+def close_last_line(line: str) -> str:
+    """The fixes for a last line that holds text: half link, then open spans closed."""
+    return close_inline(_HALF_LINK.sub(r"\1()", line))
 
 
 def close_inline(line: str) -> str:
@@ -47,24 +58,23 @@ def close_inline(line: str) -> str:
     line = _TRAILING_DELIMITERS.sub("", line)
     stack: list[str] = []
     code = ""
-    i, n = 0, len(line)
-    while i < n:
+    n = len(line)
+    match = _SPECIAL.search(line)
+    while match:
+        i = match.start()
         ch = line[i]
-        if ch == "\\" and not code:
-            i += 2
+        if ch == "\\" and not code:  # an escape; inside code a backslash is literal
+            match = _SPECIAL.search(line, i + 2)
             continue
-        if ch not in "*_~`":
-            i += 1
-            continue
-        j = i
+        j = i + 1
         while j < n and line[j] == ch:
             j += 1
         run = line[i:j]
         if ch == "`":
             code = run if not code else ("" if run == code else code)
-        elif not code:
+        elif not code and ch != "\\":
             _delimiter(stack, run, line[i - 1] if i else " ", line[j] if j < n else " ")
-        i = j
+        match = _SPECIAL.search(line, j)
     return line + code + "".join(reversed(stack))
 
 

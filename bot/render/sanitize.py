@@ -18,14 +18,14 @@ class DeltaCleaner:
         text, self._held = self._held + delta, ""
         if text and (text[-1] == "\r" or "\ud800" <= text[-1] <= "\udbff"):
             text, self._held = text[:-1], text[-1]
-        return _clean(text)
+        return clean(text)
 
     def finish(self) -> str:
         text, self._held = self._held, ""
-        return _clean(text)
+        return clean(text)
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:

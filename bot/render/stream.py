@@ -122,19 +122,11 @@ class MarkdownStream:
             self._open = join(self._open, rendered, block.sep)
 
     def _uncovered(self, rendered: Rendered) -> tuple[Rendered, int]:
-        """What of the tail's rendering is not on a frozen page yet, and where that starts.
-
-        Normally the frozen part is a prefix of the new rendering. If the tail re-parsed
-        differently (say `[a` became a link), the common prefix is dropped instead: text may
-        repeat on the next page, but none is lost.
-        """
+        """What of the tail's rendering is not on a frozen page yet, and where that starts."""
         covered = self._covered
         if not covered:
             return rendered, 0
-        text = rendered.text
-        at = len(covered)
-        if not text.startswith(covered):
-            at = next((i for i, (a, b) in enumerate(zip(text, covered, strict=False)) if a != b), 0)
+        at = skip_covered(rendered.text, covered)
         rest = slice_text(rendered, at)
         at += len(rest.text) - len(rest.text.lstrip())
         return strip(rest), at
@@ -153,3 +145,30 @@ class MarkdownStream:
         tail_start = open_len + len(self._blocks.tail_sep) if open_len else 0
         self._covered = full_tail[: tail_at + (cut - tail_start)]
         self._open = EMPTY
+
+
+# Characters a frozen page may have shown differently: markers a partial render hid or turned
+# into formatting, and the padding of a table whose columns widened since.
+MARKUP = frozenset(" \t\n*_~`[]()<>!#|\\$-+")
+
+
+def skip_covered(text: str, covered: str) -> int:
+    """Where `text` (a fresh render of the tail) continues after what is already on frozen pages.
+
+    Normally `covered` is a prefix of `text`. When the tail re-parsed differently (an unclosed
+    `**` shown as bold in progress turned out literal; a table grew wider), `covered` is matched
+    skipping only such markup; failing that, only the common prefix is skipped, so text may
+    repeat on the next page, but none is lost.
+    """
+    if text.startswith(covered):
+        return len(covered)
+    i = 0
+    for ch in covered:
+        while i < len(text) and text[i] != ch and text[i] in MARKUP:
+            i += 1
+        if i >= len(text) or text[i] != ch:
+            return next(
+                (k for k, (a, b) in enumerate(zip(text, covered, strict=False)) if a != b), 0
+            )
+        i += 1
+    return i
