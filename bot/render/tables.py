@@ -51,6 +51,9 @@ def layout(rows: list[list[Cell]], header_rows: int = 1) -> str:
     lines = []
     for n, row in enumerate(rows):
         cells = row + [Cell("", "left")] * (columns - len(row))
+        # The first column stays left-aligned: a line starting with spaces loses them when it
+        # opens a message (Telegram trims), which would shift that whole row.
+        cells[0] = Cell(cells[0].text, "left")
         lines.append(" | ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip())
         if n == header_rows - 1:
             lines.append("-+-".join("-" * max(w, 1) for w in widths))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +37,11 @@ fragment = st.one_of(
 markdown = st.lists(fragment, max_size=60).map("".join)
 limits = st.sampled_from([50, 64, 100, 180, 300, 4096])
 chunks = st.lists(st.integers(min_value=1, max_value=15), min_size=1, max_size=20)
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# RENDER_PROPERTY_EXAMPLES=20000 for a longer hunt than CI affords.
+EXAMPLES = int(os.environ.get("RENDER_PROPERTY_EXAMPLES", "400"))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def feed_in_chunks(stream: MarkdownStream, text: str, sizes: list[int]) -> list[list[Rendered]]:
