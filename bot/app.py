@@ -19,7 +19,7 @@ from bot.clock import Clock, LoopClock
 from bot.config import Settings
 from bot.handlers import chat as chat_handlers
 from bot.handlers import commands, stop
-from bot.llm import LLMClient
+from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
 from bot.middlewares.dedupe import DedupeMiddleware
 from bot.middlewares.logcontext import LogContextMiddleware
@@ -45,6 +45,7 @@ class App:
     scheduler: OutboundScheduler
     clock: Clock
     closers: list[Any] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def prepare(self) -> None:
         """getMe (fails fast on a bad token), command menus, and the facts worth logging."""
@@ -94,15 +95,18 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     bot = Bot(token=tg.telegram_bot_token.get_secret_value(), session=session,
               default=DefaultBotProperties(parse_mode=None))
     closers.append(bot.session.close)
+    metrics = Metrics(clock.now, max_silence=health_max_silence(tg.telegram_timeout))
+    session.middleware(metrics.telegram_middleware)
 
     llm_cfg = settings.llm
     http = httpx.AsyncClient(transport=llm_transport, timeout=httpx.Timeout(
         llm_cfg.llm_idle_timeout, connect=llm_cfg.llm_connect_timeout))
     closers.append(http.aclose)
-    llm = LLMClient(
+    llm = MeteredLLMClient(
         http, llm_cfg.openai_base_url,
         llm_cfg.openai_api_key.get_secret_value() if llm_cfg.openai_api_key else None,
         idle_timeout=llm_cfg.llm_idle_timeout, connect_timeout=llm_cfg.llm_connect_timeout,
+        metrics=metrics,
     )
     store = await open_store(settings.storage.storage_url)
     closers.append(store.close)
@@ -135,6 +139,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
 
     dp = Dispatcher(chat=chat, store=store, llm=llm, settings=settings,
                     group_mode=settings.access.group_mode)
+    dp.update.outer_middleware(metrics.update_middleware)
+    metrics.watch_active(lambda: chat.active_count)
     dp.update.outer_middleware(LogContextMiddleware())
     dp.update.outer_middleware(DedupeMiddleware(store))
     acc = settings.access
@@ -142,4 +148,4 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
         AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)))
     dp.include_routers(stop.make_router(), commands.make_router(), chat_handlers.make_router())
     return App(settings=settings, bot=bot, dispatcher=dp, http=http, store=store, chat=chat,
-               scheduler=scheduler, clock=clock, closers=closers)
+               scheduler=scheduler, clock=clock, closers=closers, metrics=metrics)

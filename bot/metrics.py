@@ -1,0 +1,337 @@
+"""What the bot observes about itself, in Prometheus terms, hooked in at the edges.
+
+Nothing in the chat service or the transport knows about metrics. Three hooks see everything:
+
+- `UpdateProbe`, a Dispatcher outer middleware: one `_Answer` record per update, kept in a
+  context variable so that tasks started while handling the update (the stream pump, the LLM
+  consumer) see the same record;
+- `MeteredLLMClient`: an answer starts when the model is asked; tokens and LLM errors;
+- `TelegramCalls`, an aiogram session request middleware: every Bot API call by method and
+  outcome, 429s, the first text a user can see, and `Liveness` (getMe/getUpdates succeeded).
+
+Each App has its own `CollectorRegistry`, so several apps in one process never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import TelegramObject, Update
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from bot.llm import (
+    ChatRequest,
+    LLMClient,
+    LLMConnectionError,
+    LLMError,
+    LLMEvent,
+    LLMStatusError,
+    LLMStreamError,
+    LLMStreamingUnsupported,
+    LLMTimeoutError,
+    Usage,
+)
+
+__all__ = [
+    "CONTENT_TYPE_LATEST", "Liveness", "MeteredLLMClient", "Metrics", "health_max_silence",
+]
+
+# Seconds; the first visible text is usually model latency plus one Bot API call.
+_FIRST_VISIBLE_BUCKETS = (0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
+_DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+# Calls after which a user sees answer text (an empty draft is the "Thinking…" placeholder).
+_VISIBLE_METHODS = frozenset({"sendMessage", "editMessageText", "sendMessageDraft"})
+# Proof that updates can reach the bot in polling mode (webhook mode marks deliveries itself).
+_LIVENESS_METHODS = frozenset({"getMe", "getUpdates"})
+_TELEGRAM_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (TelegramRetryAfter, "retry_after"),
+    (TelegramBadRequest, "bad_request"),
+    (TelegramForbiddenError, "forbidden"),
+    (TelegramUnauthorizedError, "unauthorized"),
+    (TelegramNotFound, "not_found"),
+    (TelegramConflictError, "conflict"),
+    (TelegramServerError, "server_error"),
+    (TelegramNetworkError, "network"),
+    (asyncio.CancelledError, "cancelled"),
+)
+
+
+def health_max_silence(telegram_timeout: float) -> float:
+    """Seconds without proof of contact with Telegram before /healthz fails. A long poll
+    returns at least every 10 s and the webhook probe runs every minute; this allows several
+    failed attempts in a row (each may take up to TELEGRAM_TIMEOUT) before alarming."""
+    return max(120.0, 4 * telegram_timeout)
+
+
+class Liveness:
+    """When the bot last heard from Telegram in a way that proves updates can arrive."""
+
+    def __init__(self, now: Callable[[], float], max_silence: float) -> None:
+        self._now = now
+        self.max_silence = max_silence
+        self.last_ok: float | None = None
+
+    def mark(self) -> None:
+        self.last_ok = self._now()
+
+    def age(self) -> float | None:
+        return None if self.last_ok is None else self._now() - self.last_ok
+
+    def fresh(self) -> bool:
+        age = self.age()
+        return age is not None and age <= self.max_silence
+
+
+@dataclass
+class _Answer:
+    received: float  # when handling of the update began
+    started: bool = False  # the model was asked
+    visible: bool = False  # the user saw answer text
+    llm_error: str | None = None  # the last model call failed (cleared by a later success)
+
+
+_current: ContextVar[_Answer | None] = ContextVar("llmbot_answer", default=None)
+
+
+class Metrics:
+    def __init__(self, now: Callable[[], float] = time.monotonic, max_silence: float = 120.0):
+        self.now = now
+        self.registry = r = CollectorRegistry()
+        self.liveness = Liveness(now, max_silence)
+        p = "llmbot_"
+        self.updates = Counter(f"{p}updates", "Updates received, by type", ["type"], registry=r)
+        self.answers_started = Counter(
+            f"{p}answers_started", "Answers for which the model was asked", registry=r)
+        self.answers_finished = Counter(
+            f"{p}answers_finished", "Answers delivered without error (stopped ones too)",
+            registry=r)
+        self.answers_failed = Counter(
+            f"{p}answers_failed", "Answers ended by an error, by reason", ["reason"], registry=r)
+        self.first_visible = Histogram(
+            f"{p}answer_first_visible_seconds", "From taking the message to the first answer "
+            "text on screen", buckets=_FIRST_VISIBLE_BUCKETS, registry=r)
+        self.answer_duration = Histogram(
+            f"{p}answer_duration_seconds", "From taking the message to the final message",
+            buckets=_DURATION_BUCKETS, registry=r)
+        self.active_streams = Gauge(
+            f"{p}active_streams", "Answers being streamed right now", registry=r)
+        self.tokens = Counter(
+            f"{p}llm_tokens", "Tokens reported by the endpoint (in: prompt, out: completion)",
+            ["direction"], registry=r)
+        self.llm_errors = Counter(
+            f"{p}llm_errors", "Model endpoint errors (retried ones too), by kind", ["kind"],
+            registry=r)
+        self.telegram_calls = Counter(
+            f"{p}telegram_calls", "Bot API calls by method and outcome", ["method", "outcome"],
+            registry=r)
+        self.telegram_429 = Counter(
+            f"{p}telegram_429", "Bot API calls refused with 429 (flood control)", ["method"],
+            registry=r)
+        self.webhook_requests = Counter(
+            f"{p}webhook_requests", "Requests to the webhook route, by outcome", ["outcome"],
+            registry=r)
+        Gauge(f"{p}telegram_silence_seconds", "Seconds since getMe/getUpdates or a webhook "
+              "delivery last succeeded (-1: never)", registry=r,
+              ).set_function(lambda: self.liveness.age() or -1.0)
+        self.telegram_middleware = TelegramCalls(self)
+        self.update_middleware = UpdateProbe(self)
+
+    def watch_active(self, count: Callable[[], int]) -> None:
+        self.active_streams.set_function(lambda: float(count()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # -- called by the hooks below ---------------------------------------------------------
+    def llm_asked(self) -> None:
+        answer = _current.get()
+        if answer is not None and not answer.started:
+            answer.started = True
+            self.answers_started.inc()
+
+    def llm_done(self, error: LLMError | None, usage: Usage | None) -> None:
+        if usage is not None:
+            self.tokens.labels("in").inc(usage.prompt_tokens or 0)
+            self.tokens.labels("out").inc(usage.completion_tokens or 0)
+        kind = llm_error_kind(error) if error is not None else None
+        if kind is not None:
+            self.llm_errors.labels(kind).inc()
+        answer = _current.get()
+        if answer is not None:
+            answer.llm_error = kind
+
+    def answer_ended(self, answer: _Answer, raised: BaseException | None) -> None:
+        if not answer.started:
+            return  # commands, refusals, "busy" notes: no answer was attempted
+        reason = failure_reason(raised) if raised is not None else answer.llm_error
+        if reason is None:
+            self.answers_finished.inc()
+        else:
+            self.answers_failed.labels(reason).inc()
+        self.answer_duration.observe(self.now() - answer.received)
+
+    def call_done(self, method: TelegramMethod[Any], error: BaseException | None) -> None:
+        name = method.__api_method__
+        outcome = "ok" if error is None else telegram_outcome(error)
+        self.telegram_calls.labels(name, outcome).inc()
+        if isinstance(error, TelegramRetryAfter):
+            self.telegram_429.labels(name).inc()
+        if error is not None:
+            return
+        if name in _LIVENESS_METHODS:
+            self.liveness.mark()
+        answer = _current.get()
+        if (answer is not None and answer.started and not answer.visible
+                and name in _VISIBLE_METHODS and getattr(method, "text", None)):
+            answer.visible = True
+            self.first_visible.observe(self.now() - answer.received)
+
+
+def llm_error_kind(exc: LLMError) -> str:
+    if isinstance(exc, LLMTimeoutError):
+        return "timeout"
+    if isinstance(exc, LLMConnectionError):
+        return "connection"
+    if isinstance(exc, LLMStreamingUnsupported):
+        return "streaming_unsupported"
+    if isinstance(exc, LLMStatusError):
+        if exc.status_code in (401, 403, 404, 429):
+            return f"http_{exc.status_code}"
+        return "http_5xx" if exc.status_code >= 500 else "http_4xx"
+    if isinstance(exc, LLMStreamError):
+        return "stream"
+    return "other"
+
+
+def telegram_outcome(exc: BaseException) -> str:
+    for kind, name in _TELEGRAM_OUTCOMES:
+        if isinstance(exc, kind):
+            return name
+    return "error"
+
+
+def failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    seen: BaseException | None = exc
+    while seen is not None:  # transport errors wrap the Telegram error they came from
+        if isinstance(seen, LLMError):
+            return llm_error_kind(seen)
+        if isinstance(seen, TelegramAPIError):
+            return "telegram"
+        seen = seen.__cause__
+    return "internal"
+
+
+class UpdateProbe(BaseMiddleware):
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    async def __call__(
+        self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject, data: dict[str, Any],
+    ) -> Any:
+        if isinstance(event, Update):
+            self._m.updates.labels(event.event_type).inc()
+        answer = _Answer(received=self._m.now())
+        token = _current.set(answer)
+        try:
+            result = await handler(event, data)
+        except BaseException as exc:
+            self._m.answer_ended(answer, exc)
+            raise
+        finally:
+            _current.reset(token)
+        self._m.answer_ended(answer, None)
+        return result
+
+
+class TelegramCalls(BaseRequestMiddleware):
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    async def __call__(
+        self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            response = await make_request(bot, method)
+        except BaseException as exc:
+            self._m.call_done(method, exc)
+            raise
+        self._m.call_done(method, None)
+        return response
+
+
+class MeteredLLMClient(LLMClient):
+    """The LLM client, counting requests, tokens and errors into `metrics`."""
+
+    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metrics = metrics
+
+    def stream(self, request: ChatRequest) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
+        return self._metered_stream(request)
+
+    @asynccontextmanager
+    async def _metered_stream(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[LLMEvent]]:
+        self._metrics.llm_asked()
+        events = None
+        try:
+            async with super().stream(request) as inner:
+                events = _UsageTap(inner)
+                yield events
+        except LLMError as exc:
+            self._metrics.llm_done(exc, events.usage if events else None)
+            raise
+        # A cancelled stream (stop, shutdown) is neither a success nor an LLM error.
+        self._metrics.llm_done(None, events.usage if events else None)
+
+    async def complete(self, request: ChatRequest) -> tuple[str, str, Usage | None]:
+        self._metrics.llm_asked()
+        try:
+            text, reasoning, usage = await super().complete(request)
+        except LLMError as exc:
+            self._metrics.llm_done(exc, None)
+            raise
+        self._metrics.llm_done(None, usage)
+        return text, reasoning, usage
+
+
+class _UsageTap:
+    """Passes events through, keeping the last `Usage` (some providers repeat it per chunk)."""
+
+    def __init__(self, events: AsyncIterator[LLMEvent]) -> None:
+        self._events = events
+        self.usage: Usage | None = None
+
+    def __aiter__(self) -> _UsageTap:
+        return self
+
+    async def __anext__(self) -> LLMEvent:
+        event = await anext(self._events)
+        if isinstance(event, Usage):
+            self.usage = event
+        return event
