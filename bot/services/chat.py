@@ -85,7 +85,8 @@ def describe_failure(exc: LLMError, *, started: bool) -> str:
     if isinstance(exc, LLMTimeoutError):
         reason = "the model endpoint stopped responding"
     elif isinstance(exc, LLMConnectionError):
-        reason = "the model endpoint could not be reached"
+        reason = ("the connection to the model endpoint was lost" if started
+                  else "the model endpoint could not be reached")
     elif isinstance(exc, LLMStatusError):
         reason = {
             401: "the model endpoint rejected the API key (HTTP 401)",
