@@ -220,6 +220,8 @@ class ChatService:
                     # Only before the first token: a retry after it would repeat visible text.
                     if out.started or not _retryable(exc) or attempt >= self._cfg.max_retries:
                         raise
+                    if isinstance(exc, LLMStatusError) and (exc.retry_after or 0) > RETRY_AFTER_CAP:
+                        raise  # asked to come back much later: say so now, not after a long wait
                     attempt += 1
                     delay = min(RETRY_AFTER_CAP, 0.5 * 2 ** attempt * (0.5 + random.random()))
                     if isinstance(exc, LLMStatusError) and exc.retry_after is not None:
