@@ -26,7 +26,7 @@ from enum import Enum
 import structlog
 from aiogram.types import InlineKeyboardMarkup
 
-from bot.clock import Clock
+from bot.clock import Clock, wait_event
 from bot.render import Entity, MarkdownStream, Rendered, utf16_len
 
 from .fallback import DraftRefusals
@@ -188,17 +188,22 @@ class AnswerStream:
             await self._frame_guarded(self._next_frame())
 
     async def _throttle(self) -> None:
-        """Wait until the next frame is due by time and size; wake early only to close."""
+        """Wait until the next frame is due: `min_interval` after the last one once `min_chars`
+        new characters arrived, or `max_interval` after it whatever arrived."""
         if self._last_text is None and self._sealed == 0 and self._message_id is None:
             return  # first visible text goes out at once
+        opt = self._opt
         while not self._closing:
+            since = self._clock.now() - self._last_at
             grown = len(self.render.source) - self._last_chars
-            enough = grown >= self._opt.min_chars
-            interval = self._opt.min_interval if enough else self._opt.max_interval
-            wait = self._last_at + interval - self._clock.now()
-            if wait <= 0:
+            if since >= opt.max_interval or (since >= opt.min_interval and grown >= opt.min_chars):
                 return
-            await self._clock.sleep(wait)
+            if since < opt.min_interval:
+                await self._clock.sleep(opt.min_interval - since)
+                continue
+            # Too little new text yet: wake on the next delta, or at the max interval.
+            self._dirty.clear()
+            await wait_event(self._clock, self._dirty, opt.max_interval - since)
 
     async def _frame_guarded(self, frame: Awaitable[None]) -> None:
         try:

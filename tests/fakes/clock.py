@@ -36,9 +36,10 @@ class FakeClock:
         await settle()
         while self._sleepers and self._sleepers[0][0] <= target:
             deadline, _, fut = heapq.heappop(self._sleepers)
+            if fut.done():
+                continue  # a cancelled sleep (the sleeper gave up waiting)
             self._now = max(self._now, deadline)
-            if not fut.done():
-                fut.set_result(None)
+            fut.set_result(None)
             await settle()
         self._now = target
         await settle()

@@ -160,12 +160,28 @@ async def test_throttle_by_time_and_size() -> None:
     for _ in range(200):  # 20 s of one character every 0.1 s
         stream.push("x")
         await rig.clock.advance(0.1)
-    await stream.finish()
+    finishing = asyncio.create_task(stream.finish())
+    await rig.clock.advance(2)
+    await finishing
     frames = [c for c in rig.session.calls if c.method in ("sendMessage", "editMessageText")]
     gaps = [b.at - a.at for a, b in itertools.pairwise(frames)]
     assert min(gaps[:-1]) >= 0.25 - 1e-9  # never closer than the min interval
     # within the chat budget (burst 3, then 1/s) and yet growing steadily for the user
     assert 18 <= len(frames) <= 3 + 20 + 1
+    await bot.session.close()
+
+
+async def test_fast_tokens_get_a_frame_every_min_interval() -> None:
+    rig, bot = make_rig(transport="auto")
+    stream = rig.open(DM)
+    await stream.start()
+    for _ in range(40):  # 5 characters every 25 ms for one second
+        stream.push("abcd ")
+        await rig.clock.advance(0.025)
+    drafts = [c.at for c in rig.session.of("sendMessageDraft")][1:]  # after "Thinking…"
+    gaps = [b - a for a, b in itertools.pairwise(drafts)]
+    assert len(drafts) >= 4 and all(abs(g - 0.25) < 0.03 for g in gaps)
+    await stream.finish()
     await bot.session.close()
 
 
