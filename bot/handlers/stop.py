@@ -20,6 +20,9 @@ async def stop_button(query: CallbackQuery, chat: ChatService) -> None:
     except ValueError:
         await query.answer()
         return
+    if query.message is None or query.message.chat.id != key.chat_id:
+        await query.answer()  # a button only stops the answer of the chat it sits in
+        return
     stopped = await chat.stop(key)
     await query.answer("Stopped." if stopped else "Already finished.")
 
