@@ -19,7 +19,7 @@ _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _LIST_ITEM = re.compile(r"[ ]{0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 _TOP_ITEM = re.compile(r"(?:[-+*]|\d{1,9}[.)])[ \t]+\S")
 
-_DELIMITER_ROW = re.compile(r" {0,3}\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*")
+DELIMITER_ROW = re.compile(r" {0,3}\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*")
 
 # The fence character, the length of its run, and whether it may still be a table header
 # (markdown-it tries tables first: "```|" followed by "---" is a one-column table).
@@ -36,7 +36,7 @@ def track_fence(fence: Fence | None, line: str) -> Fence | None:
     """The fence state after `line` (a complete line) given the state before it."""
     if fence is not None:
         char, size, maybe_table = fence
-        if maybe_table and _DELIMITER_ROW.fullmatch(line):
+        if maybe_table and DELIMITER_ROW.fullmatch(line):
             return None
         stripped = line.strip()
         indent = len(line) - len(line.lstrip(" "))

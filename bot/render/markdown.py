@@ -28,7 +28,7 @@ from .walker import render_tokens
 
 # Inline parses are cached by content: while a long list or table streams, only the line being
 # typed is new; every other line's inline tokens are reused.
-_INLINE_CACHE_MAX = 2048
+_INLINE_CACHE_MAX = 512
 # A paragraph being typed is parsed from its last checkpoint: a prefix, ending before a space,
 # in which every delimiter is already matched, so nothing after it can change how it parses.
 _CHECKPOINT_STEP = 48
@@ -103,8 +103,12 @@ class _InlineCache:
         return children
 
     def _parse_from_checkpoint(self, md: MarkdownIt, env: EnvType, content: str) -> list[Token]:
-        base = max((p for p in self._checkpoints if content.startswith(p)), key=len, default="")
-        head = self._checkpoints.get(base, [])
+        # A snapshot of the keys: renders in other threads may clear the dict meanwhile.
+        prefixes = tuple(self._checkpoints)
+        base = max((p for p in prefixes if content.startswith(p)), key=len, default="")
+        head = self._checkpoints.get(base) if base else None
+        if head is None:
+            base, head = "", []
         children = head + md.inline.parse(content[len(base) :], md, env, [])
         if len(content) - max(len(base), self._tried.get(base, 0)) >= _CHECKPOINT_STEP:
             self._advance(md, env, content, base, head)

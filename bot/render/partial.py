@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .blocks import open_fence, track_fence
+from .blocks import DELIMITER_ROW, open_fence, track_fence
 
 _MARKER_ONLY = re.compile(r"[ \t]*(?:(?:[#>*+=|:~`_\-]+|\d{1,9}[.)])[ \t]*)*")
 _TRAILING_DELIMITERS = re.compile(r"[\s*_~`\\]+$")
 _HALF_LINK = re.compile(r"(!?\[[^\[\]]*\])\([^()\s]*$")
-_PIPE_ROW = re.compile(r" {0,3}\|")
+PIPE_ROW = re.compile(r" {0,3}\|")
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 _SPECIAL = re.compile(r"[\\`*_~]")
 
@@ -114,6 +114,9 @@ def _columns(row: str) -> int:
 
 def _is_table_header(lines: list[str]) -> bool:
     """The last line starts a pipe table whose delimiter row has not arrived yet."""
-    if not _PIPE_ROW.match(lines[-1]) or not _columns(lines[-1]):
+    if not PIPE_ROW.match(lines[-1]) or not _columns(lines[-1]):
         return False
-    return len(lines) == 1 or not _PIPE_ROW.match(lines[-2])
+    if len(lines) == 1:
+        return True
+    before = lines[-2]
+    return not PIPE_ROW.match(before) and not (before.strip() and DELIMITER_ROW.fullmatch(before))

@@ -1,11 +1,12 @@
 """Renders the unfinished last block of a stream, skipping work that the new text cannot affect.
 
-Three tiers, cheapest first:
+Four tiers, cheapest first:
 - append: the previous frame ended in plain paragraph text (or inside an open code fence) and the
   delta holds only characters that cannot change how anything before them parses: the new frame
   is the old one plus those characters;
 - inline: the delta stays on the last line of a paragraph or heading: the block structure is
   reused and only that paragraph's inline content is parsed again (from a checkpoint);
+- table: the delta stays on the last row of a table: the other rows are reused;
 - full: close the partial input and parse the tail.
 This is what keeps a long answer streamed in small deltas linear rather than quadratic.
 """
@@ -14,13 +15,17 @@ from __future__ import annotations
 
 import re
 
+from markdown_it.common.utils import mdTrim
+from markdown_it.rules_block.table import escapedSplit
 from markdown_it.token import Token
 
+from .entities import strip
 from .markdown import parse, parse_inline
-from .partial import close_last_line, close_partial, is_marker_only
+from .partial import PIPE_ROW, close_last_line, close_partial, is_marker_only
+from .tables import Cell, layout
 from .types import Entity, Rendered
 from .utf16 import utf16_len
-from .walker import render_tokens
+from .walker import Table, collect_table, plain_text, render_tokens
 
 # Characters that can change the parse of what precedes them on the same line (delimiters,
 # brackets, escapes, entities, math), and any whitespace but a plain space (newlines included).
@@ -54,6 +59,7 @@ class TailRenderer:
         self._head = ""  # the fixed source before the last line
         self._content_head = ""  # that inline token's content before its last line
         self._prefix = 0  # length of the container markers before the last line's content
+        self._table: Table | None = None  # the table being typed, when the tail is just that
 
     def render(self, source: str) -> Rendered:
         old = self._source
@@ -68,6 +74,8 @@ class TailRenderer:
                 and not self._inline.search(delta)
                 and self._reinline(source)
             ):
+                return self._rendered
+            if self._table is not None and not _NEW_LINE.search(delta) and self._retable(source):
                 return self._rendered
         self._full(source)
         return self._rendered
@@ -105,6 +113,22 @@ class TailRenderer:
         self._settle(source, self._head + fixed_line, tokens)
         return True
 
+    def _retable(self, source: str) -> bool:
+        table = self._table
+        assert table is not None
+        line = source[source.rfind("\n") + 1 :]
+        if is_marker_only(line):
+            return False
+        cells = [
+            Cell(plain_text(parse_inline(content)).strip(), align)
+            for content, align in zip(
+                _row_cells(close_last_line(line), len(table.aligns)), table.aligns, strict=True
+            )
+        ]
+        text = layout([*table.rows[:-1], cells], table.header_rows)
+        self._rendered = strip(Rendered(text, (Entity("pre", 0, utf16_len(text)),)))
+        return True
+
     def _full(self, source: str) -> None:
         fixed = close_partial(source)
         self._settle(source, fixed, parse(fixed))
@@ -118,6 +142,7 @@ class TailRenderer:
         if core and fixed.rstrip() == core and self._rendered.text:
             self._append = _append_mode(tokens, core, self._space)
         self._prepare_inline(source, fixed, tokens)
+        self._table = _table_being_typed(source, fixed, tokens)
 
     def _prepare_inline(self, source: str, fixed: str, tokens: list[Token]) -> None:
         """Enable the inline tier when the last line of the source is the paragraph's last line."""
@@ -143,6 +168,31 @@ class TailRenderer:
         self._content_head = content[: len(content) - len(content_line)]
         self._prefix = len(fixed_line) - len(content_line)
         self._inline = _NEW_LINE_HEADING if before == "heading_open" else _NEW_LINE
+
+
+def _table_being_typed(source: str, fixed: str, tokens: list[Token]) -> Table | None:
+    """The table, if the tail is one table whose last body row is the source's last line."""
+    if not tokens or tokens[0].type != "table_open" or tokens[-1].type != "table_close":
+        return None
+    last = source.count("\n")
+    if fixed.count("\n") != last or "]:" in fixed:
+        return None
+    table = collect_table(tokens, 0)
+    if table.end != len(tokens) - 1 or table.header_rows >= len(table.rows):
+        return None
+    if table.row_lines[-1] != last or not PIPE_ROW.match(source[source.rfind("\n") + 1 :]):
+        return None  # a row not starting with "|" might yet turn into another block
+    return table
+
+
+def _row_cells(line: str, columns: int) -> list[str]:
+    """The cell contents of a body row, split as markdown-it's table rule does."""
+    cells = escapedSplit(mdTrim(line))
+    if cells and cells[0] == "":
+        cells.pop(0)
+    if cells and cells[-1] == "":
+        cells.pop()
+    return [mdTrim(cells[i]) if i < len(cells) and cells[i] else "" for i in range(columns)]
 
 
 def _last_content(tokens: list[Token]) -> int:
@@ -179,7 +229,7 @@ def _append_mode(tokens: list[Token], core: str, space: str) -> re.Pattern[str] 
         return None if mode.search(core[-1]) else mode
     if last.type == "fence" and last.level == 0 and last.map and last.content.strip():
         opener = core.split("\n", last.map[0] + 1)[last.map[0]]
-        if opener[:1] in "`~" and not _UNSAFE_CODE.search(core[-1]):
+        if opener.startswith(("`", "~")) and not _UNSAFE_CODE.search(core[-1]):
             return _UNSAFE_CODE
     if last.type == "code_block" and last.level == 0 and "\n" not in space:
         # close_partial can't tell an indented code line from text, so the same rules apply.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from markdown_it.token import Token
 
@@ -32,6 +33,38 @@ def plain_text(children: list[Token] | None) -> str:
         elif child.type == "image":
             parts.append(plain_text(child.children) or child.content)
     return "".join(parts)
+
+
+@dataclass(slots=True)
+class Table:
+    rows: list[list[Cell]]
+    header_rows: int
+    aligns: list[str]  # per column
+    row_lines: list[int]  # the source line of each row
+    end: int  # index of table_close
+
+
+def collect_table(tokens: list[Token], i: int) -> Table:
+    """The cells of the table whose table_open is tokens[i]."""
+    table = Table([], 0, [], [], i)
+    align = "left"
+    i += 1
+    while tokens[i].type != "table_close":
+        token = tokens[i]
+        if token.type == "tr_open":
+            table.rows.append([])
+            table.row_lines.append(token.map[0] if token.map else -1)
+        elif token.type in ("th_open", "td_open"):
+            align = _ALIGN.get(str(token.attrGet("style")), "left")
+            if not table.header_rows:
+                table.aligns.append(align)
+        elif token.type == "inline":
+            table.rows[-1].append(Cell(plain_text(token.children).strip(), align))
+        elif token.type == "thead_close":
+            table.header_rows = len(table.rows)
+        i += 1
+    table.end = i
+    return table
 
 
 def render_tokens(tokens: list[Token]) -> Rendered:
@@ -136,27 +169,13 @@ class _Walker:
         """Lay the whole table out as one `pre`; returns the index of table_close."""
         self.start_block(tokens[i], own_line=True)
         self.end_block(tokens[i])
-        rows: list[list[Cell]] = []
-        header_rows = 0
-        align = "left"
-        i += 1
-        while tokens[i].type != "table_close":
-            token = tokens[i]
-            if token.type == "tr_open":
-                rows.append([])
-            elif token.type in ("th_open", "td_open"):
-                align = _ALIGN.get(str(token.attrGet("style")), "left")
-            elif token.type == "inline":
-                rows[-1].append(Cell(plain_text(token.children).strip(), align))
-            elif token.type == "thead_close":
-                header_rows = len(rows)
-            i += 1
-        text = layout(rows, header_rows)
+        table = collect_table(tokens, i)
+        text = layout(table.rows, table.header_rows)
         if text.strip():
             self.out.open("pre")
             self.out.write(text, raw=True)
             self.out.close()
-        return i
+        return table.end
 
     def inline(self, children: list[Token] | None) -> None:
         out = self.out

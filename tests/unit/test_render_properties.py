@@ -35,6 +35,13 @@ fragment = st.one_of(
     st.text(max_size=6),
 )
 markdown = st.lists(fragment, max_size=60).map("".join)
+cell = st.lists(
+    st.sampled_from([*WORDS, "**", "`", "\\|", "|", " ", "~~", "[x](https://a.io)", "\\"]),
+    max_size=4,
+).map("".join)
+table = st.lists(st.lists(cell, min_size=1, max_size=4), min_size=1, max_size=5).map(
+    lambda rows: "| h1 | h2 |\n|---|--:|\n" + "\n".join("| " + " | ".join(r) for r in rows)
+)
 limits = st.sampled_from([50, 64, 100, 180, 300, 4096])
 chunks = st.lists(st.integers(min_value=1, max_value=15), min_size=1, max_size=20)
 # RENDER_PROPERTY_EXAMPLES=20000 for a longer hunt than CI affords.
@@ -95,7 +102,7 @@ def test_stream_without_frames_equals_one_shot(text: str, limit: int, sizes: lis
 
 
 @SETTINGS
-@given(markdown, chunks)
+@given(st.one_of(markdown, table, st.tuples(markdown, table).map("\n\n".join)), chunks)
 def test_every_frame_matches_a_fresh_render_of_the_same_prefix(text: str, sizes: list[int]) -> None:
     """The incremental tiers (append, inline, cached blocks) agree with rendering from scratch."""
     stream = MarkdownStream(limit=1_000_000, reasoning_display="hidden")
