@@ -86,12 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings()
-        from bot.web import parse_listen
+        from bot.web import check_runtime
 
-        if settings.runtime.http_listen:
-            parse_listen(settings.runtime.http_listen, "HTTP_LISTEN")
-        if settings.runtime.bot_mode == "webhook":
-            parse_listen(settings.runtime.webhook_listen, "WEBHOOK_LISTEN")
+        check_runtime(settings)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

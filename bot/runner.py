@@ -67,9 +67,16 @@ class Runner:
                 await listener.stop()
 
     async def _run_polling(self, stop: asyncio.Event) -> None:
-        dp = self.app.dispatcher
+        dp, bot = self.app.dispatcher, self.app.bot
+        # getUpdates answers 409 while a webhook is set, e.g. left by a webhook-mode run that
+        # did not stop cleanly: polling means this bot takes its updates here.
+        info = await bot.get_webhook_info()
+        if info.url:
+            log.warning("webhook.removed_for_polling", url=info.url,
+                        pending=info.pending_update_count)
+            await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(dp.start_polling(
-            self.app.bot, handle_signals=False, close_bot_session=False,
+            bot, handle_signals=False, close_bot_session=False,
             allowed_updates=dp.resolve_used_update_types()))
         self.ready.set()
         waiter = asyncio.create_task(stop.wait())

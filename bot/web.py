@@ -17,7 +17,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.app import App
-from bot.config import ConfigError
+from bot.config import ConfigError, Settings
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,19 @@ def parse_listen(value: str, name: str) -> tuple[str, int]:
     if not m or int(m.group(2)) > 65535:
         raise ConfigError(f"{name} is invalid: expected host:port, got {value!r}")
     return m.group(1).strip("[]") or "0.0.0.0", int(m.group(2))
+
+
+def check_runtime(settings: Settings) -> None:
+    """What config.py leaves to the HTTP side: listen addresses and the secret's alphabet
+    (Telegram refuses setWebhook otherwise, too late and less clearly)."""
+    rt = settings.runtime
+    if rt.http_listen:
+        parse_listen(rt.http_listen, "HTTP_LISTEN")
+    if rt.bot_mode == "webhook":
+        parse_listen(rt.webhook_listen, "WEBHOOK_LISTEN")
+        secret = rt.webhook_secret.get_secret_value() if rt.webhook_secret else ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ConfigError("WEBHOOK_SECRET is invalid: use 1-256 characters of A-Z a-z 0-9 _ -")
 
 
 async def health(app: App) -> tuple[bool, dict[str, Any]]:

@@ -40,6 +40,8 @@ async def run_bot(cwd: Path, *args: str, **env: str) -> tuple[int, str]:
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_MODE": "webhook", "WEBHOOK_URL": "https://x.example/h"},
      "WEBHOOK_SECRET is required"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "HTTP_LISTEN": "8080"}, "HTTP_LISTEN is invalid"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "BOT_MODE": "webhook", "WEBHOOK_URL": "https://x.example/h",
+      "WEBHOOK_SECRET": "has spaces"}, "WEBHOOK_SECRET is invalid"),
 ])
 async def test_configuration_errors_exit_2_naming_the_variable(
     tmp_path: Path, env: dict[str, str], message: str,

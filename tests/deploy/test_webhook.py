@@ -110,3 +110,12 @@ async def test_ops_and_webhook_can_share_one_address(fakes: tuple[FakeTelegram, 
         assert await Harness(tg, llm, bot.app).finals(USER) == ["You said: root path"]
 
 
+
+
+async def test_polling_removes_a_webhook_left_behind(fakes: tuple[FakeTelegram, FakeLLM]) -> None:
+    tg, llm = fakes
+    await set_webhook(tg, "https://old.example/hook", "old-secret")  # a crashed webhook run
+    async with running(tg, llm) as bot:
+        assert tg.webhook_url == ""
+        tg.private_text(USER, "polling again")
+        assert await Harness(tg, llm, bot.app).finals(USER) == ["You said: polling again"]
