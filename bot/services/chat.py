@@ -174,12 +174,19 @@ class ChatService:
         try:
             await stream.start()
             active.task = asyncio.create_task(self._consume(request, stream, outcome))
+            # 403 (blocked, removed): stop generating for a chat that can no longer read it.
+            stream.on_unavailable = active.task.cancel
+            if stream.unavailable:
+                active.task.cancel()  # before it ran: the endpoint is never asked
             try:
                 await active.task
             except asyncio.CancelledError:
                 current = asyncio.current_task()
-                if active.note is None or (current is not None and current.cancelling()):
+                if current is not None and current.cancelling():
                     note = active.note or SHUTDOWN_NOTE
+                    raise
+                if active.note is None and not stream.unavailable:
+                    note = SHUTDOWN_NOTE
                     raise
                 note = active.note
             except LLMError as exc:

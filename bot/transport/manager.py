@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -30,7 +30,7 @@ from bot.clock import Clock, wait_event
 from bot.render import Entity, MarkdownStream, Rendered, utf16_len
 
 from .fallback import DraftRefusals
-from .outbound import DraftRefused, MessageGone, Outbound
+from .outbound import ChatUnavailable, DraftRefused, MessageGone, Outbound
 from .scheduler import FrameDropped, Priority
 from .target import ChatTarget
 
@@ -78,6 +78,10 @@ class AnswerStream:
         self._refusals = refusals
         self.render = render
         self._stop_markup = stop_markup
+        # 403: the bot was blocked or removed. Nothing more is sent, and whoever produces the
+        # answer is told through `on_unavailable` so that it stops generating too.
+        self.unavailable = False
+        self.on_unavailable: Callable[[], None] | None = None
         self._draft_base = random.randint(1, 2**30)
         self._dirty = asyncio.Event()
         self._closing = False
@@ -105,6 +109,8 @@ class AnswerStream:
         if self.mode is Mode.DRAFT:
             # Empty text shows Telegram's "Thinking…" placeholder until the first token.
             await self._frame_guarded(self._draft(None))
+        if self.unavailable:
+            return
         if self.mode is not Mode.DRAFT:
             self._typing = asyncio.create_task(self._typing_loop())
         if self.mode is not Mode.OFF:
@@ -113,13 +119,19 @@ class AnswerStream:
     async def finish(self, note: str | None = None) -> AnswerResult:
         """Deliver the final message(s): the whole answer, plus `note` (e.g. interrupted)."""
         await self._stop_tasks()
+        if self.unavailable:
+            return self.result
         pages = self.render.finish()
         if note:
             pages = _append_note(pages, note)
         if not pages:
             pages = [Rendered("…")]
         for index in range(self._sealed, len(pages)):
-            await self._deliver(pages[index], first=index == 0)
+            try:
+                await self._deliver(pages[index], first=index == 0)
+            except ChatUnavailable as exc:
+                self._chat_gone(exc)
+                break
             self._sealed = index + 1
         return self.result
 
@@ -156,14 +168,29 @@ class AnswerStream:
         self._record_final(mid, page)
         self._last_text = None
 
+    def _chat_gone(self, exc: ChatUnavailable) -> None:
+        if self.unavailable:
+            return
+        self.unavailable = True
+        self._closing = True
+        self._dirty.set()
+        log.warning("chat.unavailable", chat_id=self.target.chat_id, error=str(exc))
+        if self.on_unavailable is not None:
+            self.on_unavailable()
+
     def _record_final(self, message_id: int, page: Rendered) -> None:
         self.result.message_ids.append(message_id)
         self.result.texts.append(page.text)
 
     async def _typing_loop(self) -> None:
         while not self._closing:
-            with contextlib.suppress(FrameDropped):
+            try:
                 await self._out.typing(self.target)
+            except FrameDropped:
+                pass
+            except ChatUnavailable as exc:
+                self._chat_gone(exc)
+                return
             await self._clock.sleep(TYPING_EVERY)
             if self.mode is Mode.EDIT and self._message_id is not None:
                 return  # visible text says enough from here on
@@ -173,6 +200,8 @@ class AnswerStream:
             await self._pump_frames()
         except asyncio.CancelledError:
             raise
+        except ChatUnavailable as exc:
+            self._chat_gone(exc)
         except Exception as exc:  # a frame failed for good: stop streaming, finish() still delivers
             log.warning("answer.frames_stopped", chat_id=self.target.chat_id, error=repr(exc))
 
@@ -216,6 +245,8 @@ class AnswerStream:
             self.mode = Mode.EDIT
             self._last_text = None
             self._dirty.set()
+        except ChatUnavailable as exc:
+            self._chat_gone(exc)
 
     async def _next_frame(self) -> None:
         pages = self.render.pages()
