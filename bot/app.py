@@ -18,7 +18,7 @@ from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from bot.clock import Clock, LoopClock
 from bot.config import Settings
 from bot.handlers import chat as chat_handlers
-from bot.handlers import commands, models, stop
+from bot.handlers import commands, errors, models, stop
 from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
 from bot.middlewares.dedupe import DedupeMiddleware
@@ -146,7 +146,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     acc = settings.access
     dp.update.outer_middleware(AccessMiddleware(
         AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)))
-    dp.include_routers(stop.make_router(), commands.make_router(), models.make_router(),
-                       chat_handlers.make_router())
+    dp.include_routers(errors.make_router(), stop.make_router(), commands.make_router(),
+                       models.make_router(), chat_handlers.make_router())
     return App(settings=settings, bot=bot, dispatcher=dp, http=http, store=store, chat=chat,
                scheduler=scheduler, clock=clock, closers=closers, metrics=metrics)
