@@ -69,9 +69,10 @@ class MarkdownStream:
         self._add_reasoning(self._reasoning_cleaner.feed(delta))
 
     def pages(self) -> list[Rendered]:
-        """The frames to show now: frozen pages, then the live one (omitted while empty).
+        """The frames to show now: the frozen pages, then the live one.
 
-        Before any answer text this is `[Rendered("")]`; see `thinking` for what to show then.
+        The live (last) page may be empty: before any answer text (see `thinking` for what to
+        show then), or for a moment after a page froze. Frozen pages are never empty.
         """
         if self._final is not None:
             return list(self._final)
@@ -81,8 +82,7 @@ class MarkdownStream:
         parts = paginate(doc, self._limit)
         if len(parts) > 1:
             self._freeze(parts, full_tail.text, tail, at)
-        last = parts[-1].rendered
-        return [*self._frozen, last] if last.text or not self._frozen else list(self._frozen)
+        return [*self._frozen, parts[-1].rendered]
 
     def finish(self) -> list[Rendered]:
         """The final pages, none empty (no answer: [])."""
