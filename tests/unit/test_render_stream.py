@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.render import Entity, MarkdownStream, ReasoningDisplay, Rendered, utf16_len
@@ -190,3 +192,25 @@ def test_long_answer_pages_fit_in_utf16_units() -> None:
     pages = stream.finish()
     assert len(pages) == 3
     assert all(utf16_len(p.text) <= 4096 for p in pages)
+
+
+def outside_code(page: Rendered) -> str:
+    """The page's text with code and pre spans blanked out."""
+    units = bytearray(page.text.encode("utf-16-le"))
+    for e in page.entities:
+        if e.type in ("code", "pre"):
+            units[e.offset * 2 : (e.offset + e.length) * 2] = " ".encode("utf-16-le") * e.length
+    return units.decode("utf-16-le", "replace")
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_frames_of_real_answers_never_show_raw_markers(size: int) -> None:
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "render"
+    answer = "\n\n".join(p.read_text() for p in sorted(fixtures.glob("*.md")))
+    stream = MarkdownStream(limit=500)
+    for at in range(0, len(answer), size):
+        stream.feed(answer[at : at + size])
+        for page in stream.pages():
+            shown = outside_code(page)
+            assert "**" not in shown and "```" not in shown and "~~" not in shown, shown
+            check_pages([page] if page.text else [], 500)
