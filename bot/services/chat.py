@@ -122,7 +122,7 @@ class ChatService:
         self._cfg = config
         self._clock = clock
         self._render_factory = render_factory or (
-            lambda: MarkdownStream(reasoning_display=config.reasoning_display)  # type: ignore[call-arg]
+            lambda: MarkdownStream(reasoning_display=config.reasoning_display)
         )
         self._active: dict[ConversationKey, _Active] = {}
         self._streaming_supported = True
