@@ -31,6 +31,7 @@ class Runner:
     def __init__(self, app: App) -> None:
         self.app = app
         self.ready = asyncio.Event()  # set once updates are being taken
+        self._last_delivery_error: Any = None
         rt = app.settings.runtime
         self._webhook = rt.bot_mode == "webhook"
         apps: dict[tuple[str, int], web.Application] = {}
@@ -122,20 +123,24 @@ class Runner:
             await dp.emit_shutdown(bot=bot, **data)
 
     async def _probe_webhook(self, url: str) -> None:
-        last_error: Any = None
         while True:
             await self.app.clock.sleep(WEBHOOK_PROBE_EVERY)
-            try:
-                info = await self.app.bot.get_webhook_info()
-            except TelegramAPIError as exc:
-                log.warning("webhook.probe_failed", error=str(exc))
-                continue
-            if info.url != url:
-                # Another instance (or a getUpdates client) took over: not healthy.
-                log.error("webhook.lost", registered=info.url or None)
-                continue
-            self.app.metrics.liveness.mark()
-            if info.last_error_date and info.last_error_date != last_error:
-                last_error = info.last_error_date
-                log.warning("webhook.delivery_failed", error=info.last_error_message,
-                            pending=info.pending_update_count)
+            await self.probe_webhook(url)
+
+    async def probe_webhook(self, url: str) -> bool:
+        """Ask Telegram whether the webhook is still `url`; if so, Telegram counts as heard from."""
+        try:
+            info = await self.app.bot.get_webhook_info()
+        except TelegramAPIError as exc:
+            log.warning("webhook.probe_failed", error=str(exc))
+            return False
+        if info.url != url:
+            # Another instance (or a getUpdates client) took over: not healthy.
+            log.error("webhook.lost", registered=info.url or None)
+            return False
+        self.app.metrics.liveness.mark()
+        if info.last_error_date and info.last_error_date != self._last_delivery_error:
+            self._last_delivery_error = info.last_error_date
+            log.warning("webhook.delivery_failed", error=info.last_error_message,
+                        pending=info.pending_update_count)
+        return True

@@ -119,3 +119,21 @@ async def test_polling_removes_a_webhook_left_behind(fakes: tuple[FakeTelegram, 
         assert tg.webhook_url == ""
         tg.private_text(USER, "polling again")
         assert await Harness(tg, llm, bot.app).finals(USER) == ["You said: polling again"]
+
+
+async def test_the_webhook_probe_keeps_health_only_while_the_webhook_is_ours(
+    fakes: tuple[FakeTelegram, FakeLLM],
+) -> None:
+    tg, llm = fakes
+    settings = webhook_settings()
+    async with running(tg, llm, **settings) as bot:
+        live = bot.app.metrics.liveness
+        live.last_ok = None
+        assert await bot.runner.probe_webhook(settings["webhook_url"])
+        assert live.fresh()
+
+        await set_webhook(tg, "https://someone-else.example/hook", "other")  # taken over
+        live.last_ok = None
+        assert not await bot.runner.probe_webhook(settings["webhook_url"])
+        status, body = await bot.get("/healthz")
+        assert status == 503 and "Telegram not reached" in body
