@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import structlog
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import InlineKeyboardMarkup
 
 from bot.clock import Clock, wait_event
@@ -37,6 +38,9 @@ from .target import ChatTarget
 log = structlog.get_logger(__name__)
 
 TYPING_EVERY = 4.5  # a chat action shows for ~5 s
+# After a 5xx or network error on an interim frame the pump pauses this long: the frame is
+# dropped (newer text follows), and a struggling server is not hammered.
+FRAME_ERROR_PAUSE = 1.0
 TELEGRAM_LIMIT = 4096
 
 
@@ -186,8 +190,8 @@ class AnswerStream:
         while not self._closing:
             try:
                 await self._out.typing(self.target)
-            except FrameDropped:
-                pass
+            except (FrameDropped, TelegramServerError, TelegramNetworkError):
+                pass  # only a typing indicator: the next one is due in a few seconds anyway
             except ChatUnavailable as exc:
                 self._chat_gone(exc)
                 return
@@ -247,6 +251,12 @@ class AnswerStream:
             self._dirty.set()
         except ChatUnavailable as exc:
             self._chat_gone(exc)
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            # Interim frames may be lost (only finals are retried); newer text follows.
+            log.warning("answer.frame_failed", chat_id=self.target.chat_id, error=str(exc))
+            self._dirty.set()
+            if self._pump is not None:  # in start() the placeholder is simply skipped
+                await self._clock.sleep(FRAME_ERROR_PAUSE)
 
     async def _next_frame(self) -> None:
         pages = self.render.pages()
