@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.logs import setup_logging  # noqa: E402
-from tests.e2e.harness import USER, running_bot  # noqa: E402
-from tests.fakes.llm import FakeLLM  # noqa: E402
-from tests.fakes.telegram import FakeTelegram  # noqa: E402
+from bot.logs import setup_logging
+from tests.e2e.harness import USER, running_bot
+from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import FakeTelegram
 
 ANSWERS = 20
 TOKENS = 60
@@ -54,7 +54,7 @@ async def run(path: str, same_chat: bool) -> tuple[list[float], list[float], flo
             user = USER if same_chat else USER + n
             tg.private_text(user, f"question {n}")
 
-            def final_seen(calls: list, answer: str = answer) -> bool:  # type: ignore[type-arg]
+            def final_seen(calls: list, answer: str = answer, start: int = start) -> bool:  # type: ignore[type-arg]
                 return any(c.ok and c.params.get("text") == answer
                            and c.method in ("sendMessage", "editMessageText")
                            for c in calls[start:])

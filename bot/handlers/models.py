@@ -80,11 +80,12 @@ async def model_button(
         await query.answer("Only admins can switch the model.")
         return
     msg = query.message
-    thread = msg.message_thread_id if getattr(msg, "is_topic_message", False) else None
-    await _switch(store, ConversationKey(msg.chat.id, thread or 0), model)
+    if not isinstance(msg, Message):
+        await query.answer("That message is too old; send /model again.")
+        return
+    await _switch(store, key_of(msg), model)
     await query.answer(f"Switched to {model}")
-    if isinstance(msg, Message):
-        await msg.edit_text(f"Model for this conversation: {model}")
+    await msg.edit_text(f"Model for this conversation: {model}")
 
 
 def make_router() -> Router:
