@@ -86,6 +86,10 @@ class AnswerStream:
         # answer is told through `on_unavailable` so that it stops generating too.
         self.unavailable = False
         self.on_unavailable: Callable[[], None] | None = None
+        # Live messages that vanished or became uneditable ("message to edit not found",
+        # "message can't be edited"): the first is replaced by a new one, after a second the
+        # answer stops live frames rather than leave a trail of partial messages.
+        self._messages_gone = 0
         self._draft_base = random.randint(1, 2**30)
         self._dirty = asyncio.Event()
         self._closing = False
@@ -286,7 +290,7 @@ class AnswerStream:
             self._mark_sent(live.text)
 
     async def _edit_frame(self, live: Rendered) -> None:
-        if live.empty or live.text == self._last_text:
+        if live.empty or live.text == self._last_text or self._messages_gone > 1:
             return
         shown = _with_cursor(live, self._opt.cursor)
         try:
@@ -300,9 +304,13 @@ class AnswerStream:
                     await self._out.edit(self.target, self._message_id, shown,
                                          priority=Priority.INTERIM, markup=self._stop_markup,
                                          on_send=self._in_flight)
-                except MessageGone:
+                except MessageGone as exc:
                     self._message_id = None
-                    self._dirty.set()
+                    self._messages_gone += 1
+                    log.warning("answer.message_gone", chat_id=self.target.chat_id,
+                                error=str(exc), live_frames=self._messages_gone == 1)
+                    if self._messages_gone == 1:
+                        self._dirty.set()  # continue in a new message
                     return
         finally:
             self._sending = False
