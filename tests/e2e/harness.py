@@ -60,6 +60,8 @@ async def running_bot(
         app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1,
         allowed_updates=dp.resolve_used_update_types()))
     try:
+        # Polling has started once the first long poll reaches the fake.
+        await tg.wait_for(lambda calls: any(c.method == "getUpdates" for c in calls), timeout=10)
         yield app
     finally:
         await dp.stop_polling()

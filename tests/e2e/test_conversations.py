@@ -34,6 +34,16 @@ async def test_history_survives_a_restart_with_the_same_sqlite_file(tmp_path: Pa
             "Capital of France?", "Paris.", "Its population?"]
 
 
+async def test_startup_registers_command_menus_for_private_chats_and_groups() -> None:
+    async with harness() as h:
+        scopes = {c.params["scope"]["type"]: c.params["commands"]
+                  for c in h.tg.calls_to("setMyCommands")}
+        assert set(scopes) == {"all_private_chats", "all_group_chats"}
+        assert "ask" in {c["command"] for c in scopes["all_group_chats"]}
+        assert "ask" not in {c["command"] for c in scopes["all_private_chats"]}
+        assert h.tg.calls_to("getMe")
+
+
 async def test_new_starts_a_fresh_conversation() -> None:
     async with harness() as h:
         h.llm.reply("One.")
