@@ -101,6 +101,7 @@ class AnswerStream:
         self._last_text: str | None = None  # last frame text sent for the current page
         self._last_at = float("-inf")
         self._last_chars = 0
+        self._not_before = float("-inf")  # the chat's budget has no room for a frame before this
         self.result = AnswerResult()
 
     # -- producer side (sync, called per token) -------------------------------------------
@@ -227,6 +228,9 @@ class AnswerStream:
     async def _throttle(self) -> None:
         """Wait until the next frame is due: `min_interval` after the last one once `min_chars`
         new characters arrived, or `max_interval` after it whatever arrived."""
+        budget = self._not_before - self._clock.now()
+        if budget > 0:
+            await self._clock.sleep(budget)
         if self._last_text is None and self._sealed == 0 and self._message_id is None:
             return  # first visible text goes out at once
         opt = self._opt
@@ -245,8 +249,11 @@ class AnswerStream:
     async def _frame_guarded(self, frame: Awaitable[None]) -> None:
         try:
             await frame
-        except FrameDropped:
-            self._dirty.set()  # newer text goes out when the flood window closes
+        except FrameDropped as exc:
+            # No room in the chat's budget (or a flood window): the newest text goes out when
+            # there is, built then (a frame never waits with text that goes stale meanwhile).
+            self._not_before = self._clock.now() + exc.retry_in
+            self._dirty.set()
         except DraftRefused as exc:
             log.info("draft.refused", chat_id=self.target.chat_id, error=str(exc))
             self._refusals.refused(self.target.chat_id)

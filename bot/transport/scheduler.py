@@ -1,30 +1,72 @@
 """One outbound budget per chat (plus one for the whole bot), so flood limits hold by design.
 
-Every Bot API call that targets a chat goes through `OutboundScheduler.call`. Finals (the last
-sendMessage/edit of an answer, overflow continuations) are queued ahead of interim frames and are
-never dropped; interim frames are built lazily by the caller at send time, so a waiting frame
-always carries the newest text (coalescing). A 429 pauses the chat for exactly `retry_after`.
+Every Bot API call that targets a chat goes through `OutboundScheduler.call`: the answer frames
+via `Outbound`, everything else (handler replies) via `BudgetMiddleware` on the bot's session.
+Each rule below prevents a failure other bots reported (../shared/reference/telegram-streaming.md):
+
+- One call in flight per chat, and a call counts against the limits from the moment it is granted
+  until `period` after its answer is back. Telegram sees the call somewhere in between, so no
+  network jitter can make two calls look closer together than the limits allow.
+- Finals (the last sendMessage/edit of an answer, overflow continuations) wait their turn ahead
+  of interim frames and are retried after each 429's window for as long as Telegram asks.
+- Interim frames never wait for budget. If the chat cannot take one now, `FrameDropped.retry_in`
+  says when it could, and the caller builds a fresh frame then: only the newest text is ever
+  sent, and no frame goes out with text that went stale in a queue.
+- Interim frames are paced at the rate the limits sustain (after a short burst), evenly rather
+  than in bursts and pauses, and leave one slot of every message limit to finals, so a final
+  goes out at once.
+- A 429 pauses its chat for exactly `retry_after` from when we learn of it; 429s from several
+  chats at once pause the whole bot. Waits are plain cancellable sleeps that hold only their own
+  chat: a long window never blocks other chats, nor shutdown.
+- Chats whose limiters are full again and that have nothing pending are forgotten, so memory
+  follows the chats that are active, not every chat ever seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
+import math
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods.base import TelegramType
 
 from bot.clock import Clock
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from aiogram.methods import Response, TelegramMethod
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-MAX_FINAL_ATTEMPTS = 6
+# Interim frames that may go out back to back before pacing sets in: for drafts the
+# "Thinking…" placeholder and the first second of text at the manager's fastest cadence; for
+# edits the first message and the first edit.
+DRAFT_BURST = 5
+EDIT_BURST = 2
+# 429s from this many different chats within GLOBAL_FLOOD_WINDOW seconds mean the bot as a whole
+# is flooding (our per-chat accounting keeps single chats within their limits).
+GLOBAL_FLOOD_CHATS = 3
+GLOBAL_FLOOD_WINDOW = 2.0
+# How often idle chats are looked for and forgotten.
+SWEEP_EVERY = 30.0
+# Delays shorter than this are float rounding, not a reason to sleep again.
+EPSILON = 1e-9
+MIN_RETRY = 0.05
 
 
 class Priority(IntEnum):
@@ -33,67 +75,190 @@ class Priority(IntEnum):
 
 
 class CallKind(StrEnum):
-    MESSAGE = "message"  # sendMessage, editMessageText, deleteMessage
-    DRAFT = "draft"  # sendMessageDraft, sendChatAction (reported to share one budget)
+    MESSAGE = "message"  # sendMessage, editMessageText, deleteMessage: per-chat and global budget
+    DRAFT = "draft"  # sendMessageDraft, sendChatAction: reported to share their own per-chat budget
 
 
 class FrameDropped(Exception):
-    """An interim frame was not sent (flood window); the caller sends newer text later."""
+    """An interim frame was not sent; a newer frame may go out `retry_in` seconds from now."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"interim frame not sent; retry in {retry_in:.2f}s")
+        self.retry_in = retry_in
 
 
 @dataclass(frozen=True)
 class Limits:
+    """Mirrors `bot.config.LimitSettings`."""
+
     chat_per_second: float = 1.0
     chat_burst: int = 3
     group_per_minute: int = 20
     draft_per_5s: int = 20
     draft_per_30s: int = 40
+    # Telegram's "about 30 messages per second" for the whole bot. Drafts and chat actions are
+    # not messages and are limited per chat only (as far as anyone has reported).
     global_per_second: float = 30.0
 
 
 class TokenBucket:
+    """`rate` calls per second with bursts of `capacity`; a call is charged when it ends."""
+
     def __init__(self, rate: float, capacity: float, now: float) -> None:
         self.rate, self.capacity, self.tokens, self.stamp = rate, capacity, capacity, now
+        self.inflight = 0
 
     def _refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
 
-    def delay(self, now: float) -> float:
+    def delay(self, now: float, reserve: int = 0) -> float:
+        """Seconds until one more call fits while `reserve` calls' worth stays unused."""
         self._refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        need = min(1 + reserve, self.capacity) + self.inflight
+        return 0.0 if self.tokens >= need - EPSILON else (need - self.tokens) / self.rate
+
+    def begin(self, now: float) -> None:
+        self.inflight += 1
+
+    def end(self, now: float) -> None:
+        self.inflight -= 1
+        self.take(now)
 
     def take(self, now: float) -> None:
         self._refill(now)
         self.tokens -= 1
 
+    def idle(self, now: float) -> bool:
+        self._refill(now)
+        return self.inflight == 0 and self.tokens >= self.capacity
+
+    @property
+    def sustained(self) -> float:
+        return self.rate
+
 
 class SlidingWindow:
-    """At most `count` calls in any `period` seconds."""
+    """At most `count` calls in any `period` seconds.
+
+    A call occupies the window from when it is granted until `period` after it ended: wherever
+    Telegram's clock placed it in between, it cannot make the window look fuller than `count`.
+    """
 
     def __init__(self, count: int, period: float) -> None:
         self.count, self.period = count, period
-        self.stamps: deque[float] = deque()
+        self.stamps: deque[float] = deque()  # end times, in order
+        self.inflight = 0
 
-    def delay(self, now: float) -> float:
-        while self.stamps and self.stamps[0] <= now - self.period:
+    def _forget(self, now: float) -> None:
+        while self.stamps and self.stamps[0] <= now - self.period + EPSILON:
             self.stamps.popleft()
-        return 0.0 if len(self.stamps) < self.count else self.stamps[0] + self.period - now
 
-    def take(self, now: float) -> None:
+    def delay(self, now: float, reserve: int = 0) -> float:
+        self._forget(now)
+        reserve = min(reserve, self.count - 1)
+        excess = len(self.stamps) + self.inflight + reserve - self.count + 1
+        if excess <= 0:
+            return 0.0
+        if excess > len(self.stamps):
+            return math.inf  # only an answer to a call in flight can make room
+        return self.stamps[excess - 1] + self.period - now
+
+    def begin(self, now: float) -> None:
+        self.inflight += 1
+
+    def end(self, now: float) -> None:
+        self.inflight -= 1
         self.stamps.append(now)
+
+    def idle(self, now: float) -> bool:
+        self._forget(now)
+        return self.inflight == 0 and not self.stamps
+
+    @property
+    def sustained(self) -> float:
+        return self.count / self.period
 
 
 Limiter = TokenBucket | SlidingWindow
 
 
-@dataclass
+class _Turns:
+    """One holder at a time; waiters are served by (priority, arrival)."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+
+    @property
+    def free(self) -> bool:
+        return not self.held and not self._waiters
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def try_acquire(self) -> bool:
+        if not self.free:
+            return False
+        self.held = True
+        return True
+
+    async def acquire(self, priority: int, seq: int) -> None:
+        if self.try_acquire():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (priority, seq, fut)
+        heapq.heappush(self._waiters, entry)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.release()  # the turn was handed over just as we were cancelled
+            elif entry in self._waiters:
+                self._waiters.remove(entry)
+                heapq.heapify(self._waiters)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)  # handed over: `held` stays True
+                return
+        self.held = False
+
+    def evict(self, priority: int, error: Callable[[], BaseException]) -> None:
+        """Fail every waiter of `priority` (interim frames that a final now comes before)."""
+        keep = []
+        for entry in self._waiters:
+            if entry[0] == priority and not entry[2].done():
+                entry[2].set_exception(error())
+            else:
+                keep.append(entry)
+        heapq.heapify(keep)
+        self._waiters = keep
+
+
+@dataclass(eq=False)
 class _Chat:
-    message: list[Limiter]
-    draft: list[Limiter]
+    limiters: dict[CallKind, list[Limiter]]
+    pacers: dict[CallKind, TokenBucket]
+    turns: _Turns = field(default_factory=_Turns)
     paused_until: float = 0.0
-    waiters: list[tuple[int, int]] = field(default_factory=list)  # (priority, seq), sorted
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def idle(self, now: float) -> bool:
+        return (
+            self.turns.free
+            and self.paused_until <= now
+            and all(lim.idle(now) for lims in self.limiters.values() for lim in lims)
+            and all(p.idle(now) for p in self.pacers.values())
+        )
+
+
+# Set while the scheduler runs a call, so BudgetMiddleware does not schedule it a second time.
+_GRANTED: ContextVar[bool] = ContextVar("outbound_granted", default=False)
 
 
 class OutboundScheduler:
@@ -101,15 +266,29 @@ class OutboundScheduler:
         self._limits = limits
         self._clock = clock
         self._chats: dict[int, _Chat] = {}
-        self._global = TokenBucket(limits.global_per_second, limits.global_per_second, clock.now())
+        self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
+        self._global_turns = _Turns()
+        self._global_changed = asyncio.Event()
         self._global_paused_until = 0.0
+        self._global_refused: dict[int, float] = {}  # chat -> when an interim found no global slot
+        self._recent_429: dict[int, float] = {}  # chat -> when
         self._seq = itertools.count()
+        self._last_sweep = clock.now()
         self.retry_after_count = 0
+        self.global_floods = 0
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def chat_count(self) -> int:
+        return len(self._chats)
 
     def _chat(self, chat_id: int, group: bool) -> _Chat:
+        now = self._clock.now()
+        if now - self._last_sweep >= SWEEP_EVERY:
+            self._sweep(now)
         chat = self._chats.get(chat_id)
         if chat is None:
-            lim, now = self._limits, self._clock.now()
+            lim = self._limits
             message: list[Limiter] = [TokenBucket(lim.chat_per_second, lim.chat_burst, now)]
             if group:
                 message.append(SlidingWindow(lim.group_per_minute, 60.0))
@@ -117,8 +296,18 @@ class OutboundScheduler:
                 SlidingWindow(lim.draft_per_5s, 5.0),
                 SlidingWindow(lim.draft_per_30s, 30.0),
             ]
-            chat = self._chats[chat_id] = _Chat(message=message, draft=draft)
+            limiters = {CallKind.MESSAGE: message, CallKind.DRAFT: draft}
+            pacers = {kind: _pacer(lims, kind, now) for kind, lims in limiters.items()}
+            chat = self._chats[chat_id] = _Chat(limiters, pacers)
         return chat
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        idle = [chat_id for chat_id, chat in self._chats.items() if chat.idle(now)]
+        for chat_id in idle:
+            del self._chats[chat_id]
+        horizon = now - 1.0
+        self._global_refused = {c: t for c, t in self._global_refused.items() if t > horizon}
 
     def paused_for(self, chat_id: int) -> float:
         now = self._clock.now()
@@ -126,46 +315,7 @@ class OutboundScheduler:
         until = max(self._global_paused_until, chat.paused_until if chat else 0.0)
         return max(0.0, until - now)
 
-    async def _acquire(self, chat: _Chat, kind: CallKind, priority: Priority) -> None:
-        ticket = (int(priority), next(self._seq))
-        chat.waiters.append(ticket)
-        chat.waiters.sort()
-        chat.changed.set()
-        try:
-            while True:
-                now = self._clock.now()
-                if chat.waiters[0] != ticket:
-                    chat.changed.clear()
-                    await chat.changed.wait()
-                    continue
-                limiters = chat.draft if kind is CallKind.DRAFT else chat.message
-                delay = max(
-                    chat.paused_until - now,
-                    self._global_paused_until - now,
-                    self._global.delay(now),
-                    *(lim.delay(now) for lim in limiters),
-                )
-                if delay <= 0:
-                    for lim in limiters:
-                        lim.take(now)
-                    self._global.take(now)
-                    return
-                await self._sleep_or_change(chat, delay)
-        finally:
-            chat.waiters.remove(ticket)
-            chat.changed.set()
-
-    async def _sleep_or_change(self, chat: _Chat, delay: float) -> None:
-        # A newly queued final must be able to overtake an interim frame that is waiting.
-        chat.changed.clear()
-        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
-        changed = asyncio.ensure_future(chat.changed.wait())
-        try:
-            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            changed.cancel()
-
+    # -- the one entry point ---------------------------------------------------------------
     async def call(
         self,
         chat_id: int,
@@ -175,21 +325,197 @@ class OutboundScheduler:
         priority: Priority = Priority.FINAL,
         group: bool = False,
     ) -> T:
-        """Run `send()` when the chat's budget allows; finals retry after a 429's window."""
+        """Run `send()` within the chat's budget.
+
+        A final waits for its turn and is retried after each 429's window; an interim frame is
+        sent now or not at all (`FrameDropped`).
+        """
         chat = self._chat(chat_id, group)
-        attempt = 0
-        while True:
-            attempt += 1
-            await self._acquire(chat, kind, priority)
+        if priority is Priority.INTERIM:
+            return await self._interim(chat_id, chat, kind, send)
+        return await self._final(chat_id, chat, kind, send)
+
+    async def _interim(
+        self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
+    ) -> T:
+        retry = self._interim_delay(chat_id, chat, kind)
+        if retry > 0:
+            raise FrameDropped(retry)
+        if not chat.turns.try_acquire():
+            if chat.turns.waiting:  # a final is queued: it goes first
+                raise FrameDropped(self._after_finals(chat, kind))
+            # Only a call in flight is ahead (one round trip): wait for its answer.
+            await chat.turns.acquire(Priority.INTERIM, next(self._seq))
+        try:
+            retry = self._interim_delay(chat_id, chat, kind)
+            if retry > 0:
+                raise FrameDropped(retry)
             try:
-                return await send()
+                return await self._send(chat_id, chat, kind, send)
             except TelegramRetryAfter as exc:
-                self.retry_after_count += 1
-                until = self._clock.now() + exc.retry_after
-                chat.paused_until = max(chat.paused_until, until)
-                log.warning("telegram.retry_after", chat_id=chat_id, retry_after=exc.retry_after,
-                            priority=priority.name.lower(), attempt=attempt)
-                if priority is Priority.INTERIM:
-                    raise FrameDropped from exc
-                if attempt >= MAX_FINAL_ATTEMPTS:
-                    raise
+                raise FrameDropped(float(exc.retry_after)) from exc
+        finally:
+            chat.turns.release()
+
+    async def _final(
+        self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
+    ) -> T:
+        chat.turns.evict(Priority.INTERIM, lambda: FrameDropped(self._after_finals(chat, kind)))
+        seq = next(self._seq)
+        await chat.turns.acquire(Priority.FINAL, seq)
+        try:
+            while True:
+                await self._wait_chat(chat, kind)
+                if kind is CallKind.MESSAGE:
+                    await self._wait_global(seq)
+                try:
+                    return await self._send(chat_id, chat, kind, send)
+                except TelegramRetryAfter:
+                    continue  # the chat (or the bot) is paused now: try again after the window
+        finally:
+            chat.turns.release()
+
+    # -- waiting -----------------------------------------------------------------------------
+    def _interim_delay(self, chat_id: int, chat: _Chat, kind: CallKind) -> float:
+        """0 if an interim frame may go now, else seconds until one might."""
+        now = self._clock.now()
+        paused = max(chat.paused_until, self._global_paused_until) - now
+        if paused > EPSILON:
+            return paused
+        # Leave one slot of each message limit to finals, so the final never waits for frames.
+        reserve = 1 if kind is CallKind.MESSAGE else 0
+        delay = max(chat.pacers[kind].delay(now),
+                    *(lim.delay(now, reserve) for lim in chat.limiters[kind]))
+        if delay > EPSILON:
+            return max(MIN_RETRY, delay if delay < math.inf else 1 / chat.pacers[kind].rate)
+        if kind is CallKind.MESSAGE:
+            wait = self._global.delay(now)
+            if wait > EPSILON or self._global_turns.waiting:
+                return self._global_retry(chat_id, now, wait)
+        return 0.0
+
+    def _global_retry(self, chat_id: int, now: float, wait: float) -> float:
+        """When to try again for a global slot: spread over the chats that compete for one."""
+        self._global_refused[chat_id] = now
+        if len(self._global_refused) > 4 * self._global.count:
+            horizon = now - 1.0
+            self._global_refused = {c: t for c, t in self._global_refused.items() if t > horizon}
+        competing = len(self._global_refused) + self._global_turns.waiting
+        spread = competing / self._global.sustained
+        wait = wait if wait < math.inf else 1 / self._global.sustained
+        return max(MIN_RETRY, wait, spread * random.uniform(0.5, 1.5))
+
+    def _after_finals(self, chat: _Chat, kind: CallKind) -> float:
+        return max(MIN_RETRY, 1 / chat.pacers[kind].rate)
+
+    async def _wait_chat(self, chat: _Chat, kind: CallKind) -> None:
+        # We hold the chat's turn: nothing else is in flight here, so every delay is finite.
+        while True:
+            now = self._clock.now()
+            delay = max(chat.paused_until - now, self._global_paused_until - now,
+                        *(lim.delay(now) for lim in chat.limiters[kind]))
+            if delay <= EPSILON:
+                return
+            await self._clock.sleep(delay)
+
+    async def _wait_global(self, seq: int) -> None:
+        # Only the first final in line waits on the clock; the others wait for their turn.
+        await self._global_turns.acquire(Priority.FINAL, seq)
+        try:
+            while True:
+                now = self._clock.now()
+                delay = max(self._global_paused_until - now, self._global.delay(now))
+                if delay <= EPSILON:
+                    return
+                if delay == math.inf:  # the window is full of calls in flight
+                    self._global_changed.clear()
+                    await self._global_changed.wait()
+                else:
+                    await self._clock.sleep(delay)
+        finally:
+            self._global_turns.release()
+
+    # -- sending -----------------------------------------------------------------------------
+    async def _send(
+        self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
+    ) -> T:
+        now = self._clock.now()
+        limiters = list(chat.limiters[kind])
+        if kind is CallKind.MESSAGE:
+            limiters.append(self._global)
+        for lim in limiters:
+            lim.begin(now)
+        chat.pacers[kind].take(now)
+        granted = _GRANTED.set(True)
+        try:
+            return await send()
+        except TelegramRetryAfter as exc:
+            self._paused(chat_id, chat, exc.retry_after)
+            raise
+        finally:
+            _GRANTED.reset(granted)
+            end = self._clock.now()
+            for lim in limiters:
+                lim.end(end)
+            if kind is CallKind.MESSAGE:
+                self._global_changed.set()
+
+    def _paused(self, chat_id: int, chat: _Chat, retry_after: float) -> None:
+        now = self._clock.now()
+        until = now + retry_after
+        chat.paused_until = max(chat.paused_until, until)
+        self.retry_after_count += 1
+        horizon = now - GLOBAL_FLOOD_WINDOW
+        self._recent_429 = {c: t for c, t in self._recent_429.items() if t > horizon}
+        self._recent_429[chat_id] = now
+        flood = len(self._recent_429) >= GLOBAL_FLOOD_CHATS
+        if flood and until > self._global_paused_until:
+            self._global_paused_until = until
+            self.global_floods += 1
+        log.warning("telegram.retry_after", chat_id=chat_id, retry_after=retry_after,
+                    whole_bot=flood)
+
+
+def _pacer(limiters: list[Limiter], kind: CallKind, now: float) -> TokenBucket:
+    """Interim frames at the highest rate the limits sustain, after a short burst.
+
+    A burst must be paid back within each window, so a window of `count` per `period` leaves
+    interim frames (count - reserve - (burst - 1)) per period; then the window itself never
+    stops a stream mid-answer (frames stay evenly spaced instead of 20 fast ones and a pause).
+    """
+    burst = DRAFT_BURST if kind is CallKind.DRAFT else EDIT_BURST
+    reserve = 1 if kind is CallKind.MESSAGE else 0
+    rates = [
+        lim.sustained if isinstance(lim, TokenBucket)
+        else max(1, lim.count - reserve - (burst - 1)) / lim.period
+        for lim in limiters
+    ]
+    return TokenBucket(min(rates), burst, now)
+
+
+_DRAFT_METHODS = frozenset({"sendMessageDraft", "sendRichMessageDraft", "sendChatAction"})
+_SENDING = ("send", "edit", "delete", "copy", "forward", "stop")
+
+
+class BudgetMiddleware(BaseRequestMiddleware):
+    """Puts every chat-targeted call made outside the scheduler (handler replies, command menus
+    sent to a chat) through the chat's budget, as finals. Install with
+    `bot.session.middleware(BudgetMiddleware(scheduler))`."""
+
+    def __init__(self, scheduler: OutboundScheduler) -> None:
+        self._scheduler = scheduler
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        name = method.__api_method__
+        chat_id: Any = getattr(method, "chat_id", None)
+        if _GRANTED.get() or not isinstance(chat_id, int) or not name.startswith(_SENDING):
+            return await make_request(bot, method)
+        kind = CallKind.DRAFT if name in _DRAFT_METHODS else CallKind.MESSAGE
+        return await self._scheduler.call(
+            chat_id, lambda: make_request(bot, method), kind=kind, group=chat_id < 0
+        )
