@@ -85,7 +85,7 @@ class AnswerStream:
         # 403: the bot was blocked or removed. Nothing more is sent, and whoever produces the
         # answer is told through `on_unavailable` so that it stops generating too.
         self.unavailable = False
-        self.on_unavailable: Callable[[], None] | None = None
+        self.on_unavailable: Callable[[], object] | None = None
         # Live messages that vanished or became uneditable ("message to edit not found",
         # "message can't be edited"): the first is replaced by a new one, after a second the
         # answer stops live frames rather than leave a trail of partial messages.
