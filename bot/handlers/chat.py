@@ -17,10 +17,12 @@ log = structlog.get_logger(__name__)
 BUSY = "⏳ I'm still answering your earlier messages — please wait a moment and send it again."
 EMPTY = "Please send some text and I'll answer it."
 NOT_TEXT = "I can only read text messages — please type your question."
+# Characters that show nothing: a message of only these (and spaces) is as empty as "".
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"))
 
 
 async def _ask(message: Message, chat: ChatService, text: str, author: str | None) -> None:
-    if not text.strip():
+    if not text.translate(_INVISIBLE).strip():
         await message.answer(EMPTY)
         return
     prompt = Prompt(key=key_of(message), target=target_of(message), text=text, author=author)
