@@ -55,6 +55,12 @@ async def group_text(message: Message, chat: ChatService, me: User, group_mode: 
     await _ask(message, chat, text, author_name(message))
 
 
+async def group_other(message: Message, me: User) -> None:
+    # Stickers, photos, voice…: a note only when addressed, so the group is not chatted at.
+    if strip_mentions(message, me) is not None or is_reply_to_bot(message, me):
+        await message.answer(NOT_TEXT)
+
+
 GROUPS = F.chat.type.in_({"group", "supergroup"})
 
 
@@ -65,4 +71,5 @@ def make_router() -> Router:
     router.message.register(private_other, F.chat.type == "private")
     router.message.register(group_ask, Command("ask", ignore_mention=False), GROUPS)
     router.message.register(group_text, GROUPS, F.text)
+    router.message.register(group_other, GROUPS)
     return router
