@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
 from bot.config import IdList
 
@@ -33,6 +33,14 @@ class AccessPolicy:
         return user_id is not None and user_id in self.admins
 
 
+def _from_another_bot(event: TelegramObject, user: User) -> bool:
+    if not user.is_bot:
+        return False
+    inner = event.event if isinstance(event, Update) else event
+    # Anonymous group admins write as @GroupAnonymousBot on behalf of the group (sender_chat).
+    return not (isinstance(inner, Message) and inner.sender_chat is not None)
+
+
 class AccessMiddleware(BaseMiddleware):
     def __init__(self, policy: AccessPolicy) -> None:
         self._policy = policy
@@ -45,6 +53,10 @@ class AccessMiddleware(BaseMiddleware):
     ) -> Any:
         user = data.get("event_from_user")
         chat = data.get("event_chat")
+        if user is not None and _from_another_bot(event, user):
+            # Never answer a bot: two bots answering each other would loop, and burn tokens.
+            log.info("access.bot_ignored", user_id=user.id, chat_id=chat.id if chat else None)
+            return None
         if chat is None:
             return await handler(event, data)  # updates with no chat (none handled today)
         private = chat.type == "private"
