@@ -41,7 +41,9 @@ def is_reply_to_bot(message: Message, me: User) -> bool:
 
 
 def author_name(message: Message) -> str | None:
+    # Anonymous admins (and channels) write on behalf of a chat; `from` is then a placeholder
+    # such as @GroupAnonymousBot, not the author.
+    if message.sender_chat is not None:
+        return message.sender_chat.title
     user = message.from_user
-    if user is None:
-        return message.sender_chat.title if message.sender_chat else None
-    return user.full_name or user.username
+    return (user.full_name or user.username) if user else None
