@@ -43,8 +43,8 @@ RUN python -m compileall -q bot \
     && mkdir -p /app/data \
     && chown bot:bot /app/data
 USER 10001:10001
-# /healthz and /metrics (HTTP_LISTEN); webhook mode also listens on WEBHOOK_LISTEN (8443).
-EXPOSE 8080
+# /healthz and /metrics (HTTP_LISTEN); the webhook (WEBHOOK_LISTEN) in webhook mode only.
+EXPOSE 8080 8443
 # Asks /healthz on HTTP_LISTEN; exits 0 without checking when HTTP_LISTEN is empty.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "bot", "healthcheck"]

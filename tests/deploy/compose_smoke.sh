@@ -78,7 +78,8 @@ until [ "$(docker inspect -f '{{.State.Health.Status}}' "$BOT")" = healthy ]; do
     if awk -v t="$(since "$T")" 'BEGIN { exit !(t > 120) }'; then say "not healthy in 120 s"; exit 1; fi
     sleep 0.5
 done
-say "bot healthy $(since "$T") s after '$RUN_CMD'"
+started=$(date -d "$(docker inspect -f '{{.State.StartedAt}}' "$BOT")" +%s.%N)
+say "bot healthy $(since "$T") s after '$RUN_CMD' ($(since "$started") s after its container started)"
 
 docker compose exec -T fake-telegram python - < tests/deploy/smoke_client.py
 

@@ -15,7 +15,7 @@ TELEGRAM = "http://127.0.0.1:8081"
 METRICS = "http://bot:8080/metrics"
 USER = 1001
 QUESTION = "Hello from the compose smoke test"
-EXPECTED = f"You said: {QUESTION}"  # the fake LLM echoes, streamed 3 characters at a time
+EXPECTED = f"You said: {QUESTION}"  # the fake LLM echoes (docker-compose.ci.yml)
 
 
 def call(url: str, body: object = None) -> Any:
@@ -48,9 +48,13 @@ def final_sends() -> list[Any]:
 sends = until("the final sendMessage", final_sends)
 calls = call(f"{TELEGRAM}/_fake/calls")
 drafts = [c for c in calls if c["method"] == "sendMessageDraft" and c["ok"]]
-print(f"smoke: {len(drafts)} draft frame(s), then sendMessage {sends[-1]['params']['text']!r}")
+shown = [c["params"].get("text", "") for c in drafts if c["params"].get("text")]
+print(f"smoke: {len(shown)} draft frame(s) with text, then sendMessage "
+      f"{sends[-1]['params']['text']!r}")
 if len(sends) != 1 or sends[0]["params"]["text"] != EXPECTED:
     sys.exit(f"smoke: FAILED: expected one sendMessage {EXPECTED!r}, got {sends}")
+if not shown or not all(EXPECTED.startswith(text) for text in shown):
+    sys.exit(f"smoke: FAILED: expected growing draft frames before the message, got {shown}")
 
 
 def finished_page() -> str:
