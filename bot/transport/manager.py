@@ -291,8 +291,13 @@ class AnswerStream:
     async def _draft(self, live: Rendered | None) -> None:
         if live is not None and live.text == self._last_text:
             return
-        await self._out.draft(self.target, self._draft_base + self._sealed, live,
-                              can_stop=self._opt.can_stop)
+        # Not cancelled once sent either: a draft landing after the final message would show a
+        # stale preview again.
+        try:
+            await self._out.draft(self.target, self._draft_base + self._sealed, live,
+                                  can_stop=self._opt.can_stop, on_send=self._in_flight)
+        finally:
+            self._sending = False
         if live is not None:
             self._mark_sent(live.text)
 

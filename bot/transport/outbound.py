@@ -90,10 +90,13 @@ class Outbound:
             return await attempt(Rendered(rendered.text))
 
     async def draft(
-        self, target: ChatTarget, draft_id: int, rendered: Rendered | None, *, can_stop: bool
+        self, target: ChatTarget, draft_id: int, rendered: Rendered | None, *, can_stop: bool,
+        on_send: Callable[[], None] | None = None,
     ) -> None:
         async def attempt(r: Rendered | None) -> None:
             async def send() -> Any:
+                if on_send:
+                    on_send()
                 return await self._bot.send_message_draft(
                     chat_id=target.chat_id, draft_id=draft_id,
                     message_thread_id=target.thread_id,

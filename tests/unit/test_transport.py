@@ -287,3 +287,22 @@ async def test_interrupted_note_is_appended(rig: Rig) -> None:
     assert final.params["text"] == "Partial answer\n\n⚠️ Answer interrupted."
     assert final.params["entities"][-1]["type"] == "italic"
     assert result.message_ids == [1]
+
+
+async def test_finish_waits_for_a_draft_in_flight_so_no_draft_lands_after_the_final(
+    rig: Rig,
+) -> None:
+    stream = rig.open(DM)
+    await stream.start()
+    gate = asyncio.Event()
+    rig.session.hold["sendMessageDraft"] = gate
+    stream.push("Hello")
+    await settle()
+    finishing = asyncio.create_task(stream.finish())
+    await settle()
+    assert not finishing.done()  # the draft call in flight is not abandoned
+    gate.set()
+    await asyncio.wait_for(finishing, 5)
+    names = rig.session.names()
+    assert names[-2:] == ["sendMessageDraft", "sendMessage"]
+    assert rig.session.calls[-2].params["text"] == "Hello"
