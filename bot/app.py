@@ -122,7 +122,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
         Outbound(bot, scheduler, clock), clock, DraftRefusals(clock, st.draft_fallback_ttl),
         st.stream_transport.value,
         StreamOptions(cursor=st.stream_cursor, min_interval=st.stream_min_interval,
-                      min_chars=st.stream_min_chars, can_stop=True),
+                      min_chars=st.stream_min_chars,
+                      max_interval=st.stream_max_interval, can_stop=True),
     )
     chat = ChatService(
         llm, store, streams, ConversationGate(settings.storage.queue_max),
