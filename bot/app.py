@@ -134,6 +134,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
             temperature=llm_cfg.llm_temperature, max_tokens=llm_cfg.llm_max_tokens,
             max_retries=llm_cfg.llm_max_retries, total_timeout=llm_cfg.llm_total_timeout,
             reasoning_display=st.reasoning_display.value,
+            log_content=settings.runtime.log_content,
         ),
         clock,
     )

@@ -51,6 +51,8 @@ class ChatConfig:
     max_retries: int = 2
     total_timeout: float = 600.0
     reasoning_display: str = "collapsed"
+    # LOG_CONTENT: log the text of questions and answers (off: users' words stay out of logs).
+    log_content: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ class ChatService:
             temperature=self._cfg.temperature, max_tokens=self._cfg.max_tokens,
         )
         await self._store.append(key, user_turn)
+        if self._cfg.log_content:
+            log.info("answer.prompt", chat_id=prompt.target.chat_id, text=prompt.text)
 
         render = self._render_factory()
         stream = self._streams.open(prompt.target, render, stop_markup(key))
@@ -206,7 +210,8 @@ class ChatService:
                 await self._store.append(key, Turn("assistant", answer, tokens=tokens))
             log.info("answer.done", chat_id=prompt.target.chat_id, mode=stream.mode.value,
                      chars=len(answer), messages=len(result.message_ids), frames=result.frames,
-                     ms=round((time.monotonic() - started_at) * 1000), note=note is not None)
+                     ms=round((time.monotonic() - started_at) * 1000), note=note is not None,
+                     **({"text": answer} if self._cfg.log_content else {}))
         return result
 
     async def _consume(self, request: ChatRequest, stream: AnswerStream, out: _Outcome) -> None:
