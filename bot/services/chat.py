@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 STOPPED_NOTE = "⏹ Stopped."
 SHUTDOWN_NOTE = "⚠️ Interrupted: the bot is restarting."
+WAITING_SHUTDOWN_NOTE = "⚠️ The bot is restarting: please send that message again in a minute."
 RETRY_AFTER_CAP = 30.0
 
 
@@ -128,6 +129,7 @@ class ChatService:
         )
         self._active: dict[ConversationKey, _Active] = {}
         self._streaming_supported = True
+        self._closing = False  # shutdown's grace period is over: nothing new starts
 
     @property
     def active_count(self) -> int:
@@ -147,13 +149,18 @@ class ChatService:
         return True
 
     async def interrupt_all(self) -> None:
-        """Shutdown: finalize every answer in flight with a note."""
+        """Shutdown: finalize every answer in flight with a note; those still waiting their turn
+        get a note instead of an answer (their updates are confirmed: Telegram won't resend)."""
+        self._closing = True
         for active in list(self._active.values()):
             if active.task is not None and not active.task.done():
                 active.note = SHUTDOWN_NOTE
                 active.task.cancel()
 
     async def _answer_now(self, prompt: Prompt) -> AnswerResult:
+        if self._closing:
+            return await self._streams.open(prompt.target, self._render_factory()).finish(
+                WAITING_SHUTDOWN_NOTE)
         key = prompt.key
         conv = await self._store.settings(key)
         system = conv.system_prompt if conv.system_prompt is not None else self._cfg.system_prompt
@@ -182,6 +189,9 @@ class ChatService:
             stream.on_unavailable = active.task.cancel
             if stream.unavailable:
                 active.task.cancel()  # before it ran: the endpoint is never asked
+            elif self._closing:  # interrupt_all ran while the stream was starting
+                active.note = SHUTDOWN_NOTE
+                active.task.cancel()
             try:
                 await active.task
             except asyncio.CancelledError:
