@@ -11,7 +11,7 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -150,7 +150,6 @@ class Rig:
     llm: StampedLLM
     app: App
     logs: LogCapture
-    extra_output: list[str] = field(default_factory=list)
 
     async def idle(self, timeout: float = 10) -> None:
         """Wait until no update is being handled."""
@@ -191,8 +190,7 @@ class Rig:
         """Logs, every Bot API call the bot made (what it sent), every request body to the LLM."""
         calls = [{"method": c.method, "params": c.params} for c in self.tg.calls]
         return "\n".join([self.logs.text, json.dumps(calls, ensure_ascii=False, default=str),
-                          json.dumps(self.llm.requests, ensure_ascii=False, default=str),
-                          *self.extra_output])
+                          json.dumps(self.llm.requests, ensure_ascii=False, default=str)])
 
 
 def settings_for(tg: FakeTelegram, llm_url: str, **overrides: Any) -> dict[str, Any]:
