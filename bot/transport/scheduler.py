@@ -28,7 +28,6 @@ import asyncio
 import heapq
 import itertools
 import math
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -270,7 +269,7 @@ class OutboundScheduler:
         self._global_turns = _Turns()
         self._global_changed = asyncio.Event()
         self._global_paused_until = 0.0
-        self._global_refused: dict[int, float] = {}  # chat -> when an interim found no global slot
+        self._next_global_slot = 0.0  # the next slot handed to an interim frame refused one
         self._recent_429: dict[int, float] = {}  # chat -> when
         self._seq = itertools.count()
         self._last_sweep = clock.now()
@@ -306,8 +305,6 @@ class OutboundScheduler:
         idle = [chat_id for chat_id, chat in self._chats.items() if chat.idle(now)]
         for chat_id in idle:
             del self._chats[chat_id]
-        horizon = now - 1.0
-        self._global_refused = {c: t for c, t in self._global_refused.items() if t > horizon}
 
     def paused_for(self, chat_id: int) -> float:
         now = self._clock.now()
@@ -338,7 +335,7 @@ class OutboundScheduler:
     async def _interim(
         self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
     ) -> T:
-        retry = self._interim_delay(chat_id, chat, kind)
+        retry = self._interim_delay(chat, kind)
         if retry > 0:
             raise FrameDropped(retry)
         if not chat.turns.try_acquire():
@@ -347,7 +344,7 @@ class OutboundScheduler:
             # Only a call in flight is ahead (one round trip): wait for its answer.
             await chat.turns.acquire(Priority.INTERIM, next(self._seq))
         try:
-            retry = self._interim_delay(chat_id, chat, kind)
+            retry = self._interim_delay(chat, kind)
             if retry > 0:
                 raise FrameDropped(retry)
             try:
@@ -376,7 +373,7 @@ class OutboundScheduler:
             chat.turns.release()
 
     # -- waiting -----------------------------------------------------------------------------
-    def _interim_delay(self, chat_id: int, chat: _Chat, kind: CallKind) -> float:
+    def _interim_delay(self, chat: _Chat, kind: CallKind) -> float:
         """0 if an interim frame may go now, else seconds until one might."""
         now = self._clock.now()
         paused = max(chat.paused_until, self._global_paused_until) - now
@@ -391,19 +388,16 @@ class OutboundScheduler:
         if kind is CallKind.MESSAGE:
             wait = self._global.delay(now)
             if wait > EPSILON or self._global_turns.waiting:
-                return self._global_retry(chat_id, now, wait)
+                return self._global_retry(now, wait)
         return 0.0
 
-    def _global_retry(self, chat_id: int, now: float, wait: float) -> float:
-        """When to try again for a global slot: spread over the chats that compete for one."""
-        self._global_refused[chat_id] = now
-        if len(self._global_refused) > 4 * self._global.count:
-            horizon = now - 1.0
-            self._global_refused = {c: t for c, t in self._global_refused.items() if t > horizon}
-        competing = len(self._global_refused) + self._global_turns.waiting
-        spread = competing / self._global.sustained
-        wait = wait if wait < math.inf else 1 / self._global.sustained
-        return max(MIN_RETRY, wait, spread * random.uniform(0.5, 1.5))
+    def _global_retry(self, now: float, wait: float) -> float:
+        """When to try again for a global slot. Refused frames get successive slots at the bot's
+        rate, first come first served, so they come back one by one rather than all at once."""
+        spacing = 1 / self._global.sustained
+        slot = max(self._next_global_slot, now + (wait if wait < math.inf else spacing))
+        self._next_global_slot = slot + spacing
+        return max(MIN_RETRY, slot - now)
 
     def _after_finals(self, chat: _Chat, kind: CallKind) -> float:
         return max(MIN_RETRY, 1 / chat.pacers[kind].rate)

@@ -326,6 +326,25 @@ async def test_the_global_budget_across_many_chats(
     assert api.calls[-1].start - api.calls[0].start < 100 / 30 + 4 * 0.02 + 0.1
 
 
+async def test_frames_refused_by_the_global_budget_come_back_one_by_one(
+    sched: OutboundScheduler, api: Api, clock: FakeClock,
+) -> None:
+    retries = {}
+    for chat in range(1, 61):  # 60 chats want an edit at the same instant
+        try:
+            await sched.call(chat, api(chat, "frame"), priority=INTERIM)
+        except FrameDropped as exc:
+            retries[chat] = exc.retry_in
+    assert len(api.calls) == 30 and len(retries) == 30
+    # Successive slots at the bot's rate, not all at once when the window frees up.
+    assert [retries[c] for c in sorted(retries)] == pytest.approx([1 + i / 30 for i in range(30)])
+    start = clock.now()
+    for chat in sorted(retries):
+        await clock.advance(start + retries[chat] - clock.now())
+        await sched.call(chat, api(chat, "again"), priority=INTERIM)  # and each gets its slot
+    assert max_in_window([c.start for c in api.calls], 1.0) == 30
+
+
 async def test_drafts_do_not_spend_the_global_budget(
     sched: OutboundScheduler, api: Api, clock: FakeClock,
 ) -> None:
