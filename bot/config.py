@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,9 +73,16 @@ IdListField = Annotated[IdList, NoDecode]
 
 
 def _url(value: str) -> str:
+    # The message never echoes the value: a URL may carry credentials (https://user:key@host).
     value = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ValueError("expected an http(s) URL with a valid port") from None
+    spaced = any(c.isspace() for c in value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or spaced:
+        raise ValueError("expected an http(s) URL such as https://host/path")
     return value
 
 

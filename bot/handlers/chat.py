@@ -16,6 +16,7 @@ from .context import key_of, target_of
 log = structlog.get_logger(__name__)
 BUSY = "⏳ I'm still answering your earlier messages — please wait a moment and send it again."
 EMPTY = "Please send some text and I'll answer it."
+UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
 NOT_TEXT = "I can only read text messages — please type your question."
 # Characters that show nothing: a message of only these (and spaces) is as empty as "".
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"))
@@ -33,7 +34,12 @@ async def _ask(message: Message, chat: ChatService, text: str, author: str | Non
 
 
 async def private_text(message: Message, chat: ChatService) -> None:
-    await _ask(message, chat, message.text or "", None)
+    text = message.text or ""
+    if text.startswith("/"):
+        # Known commands were routed before this handler; a typo should not reach the model.
+        await message.answer(UNKNOWN_COMMAND)
+        return
+    await _ask(message, chat, text, None)
 
 
 async def private_other(message: Message) -> None:

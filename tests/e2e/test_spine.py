@@ -73,3 +73,11 @@ async def test_non_text_message_gets_a_polite_note() -> None:
         await h.tg.wait_for(lambda calls: h.tg.texts(USER), timeout=10)
         assert "text" in h.tg.texts(USER)[0]
         assert not h.llm.requests
+
+
+async def test_unknown_command_gets_help_not_the_model() -> None:
+    async with harness() as h:
+        h.tg.private_text(USER, "/frobnicate now")
+        await h.tg.wait_for(lambda calls: h.tg.texts(USER), timeout=10)
+        assert "/help" in h.tg.texts(USER)[0]
+        assert not h.llm.requests
