@@ -1,0 +1,177 @@
+"""Flood benchmark: our outbound budget against the best-known open-source defaults, same load.
+
+For each scenario (1 private chat, 1 group, 200 chats, 1,000 chats) and each policy, three
+processes on one machine:
+  - the fakes (bench/flood/fakes.py): the fake Bot API enforcing Telegram's flood limits
+    (answers 429 with retry_after, counts calls made inside a retry window) and the fake LLM
+    streaming 40 tokens/s after 300 ms;
+  - the bot (bench/flood/botproc.py): ours is the real app (build_app + Dispatcher polling),
+    the baseline (bench/flood/baseline.py) edits every 0.8 s or 24 characters and retries a
+    429 after min(retry_after, 5 s), behind a minimal Dispatcher;
+  - this one, which starts both, pushes the questions and prints the figures.
+The bot's CPU, peak RSS and event-loop lag are its own: the fakes run elsewhere.
+
+    uv run python bench/bench_flood.py [--only N] [--plot bench/flood_chars.png]
+
+Not a test: it prints numbers (and saves the plot). A few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.flood.load import SCENARIOS, Scenario  # noqa: E402
+from bench.flood.report import Figures, figures, pct, plot, rows  # noqa: E402
+
+POLICIES = ("ours", "baseline")
+
+
+class Proc:
+    """A child speaking JSON lines on stdin/stdout; its stderr goes to a log file."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc, self.log = proc, log
+
+    @classmethod
+    async def start(cls, log: Path, *args: str) -> Proc:
+        err = log.open("ab")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=err, limit=2**28,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        err.close()
+        return cls(proc, log)
+
+    async def send(self, line: str | dict[str, Any]) -> None:
+        assert self.proc.stdin
+        text = line if isinstance(line, str) else json.dumps(line)
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def read(self, timeout: float) -> Any:
+        assert self.proc.stdout
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"child exited early; its stderr ends with:\n{tail}")
+        return json.loads(line)
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def run_one(scenario: Scenario, policy: str, log: Path) -> tuple[dict[str, Any], Figures]:
+    fakes = await Proc.start(log, "-m", "bench.flood.fakes")
+    urls = await fakes.read(30)
+    bot = await Proc.start(log, "-m", "bench.flood.botproc", policy, urls["telegram"],
+                           urls["llm"])
+    try:
+        await bot.read(60)  # ready
+        await bot.send("go")
+        await bot.read(10)
+        chats = [[c.chat_id, c.group] for c in scenario.chats]
+        await fakes.send({"cmd": "start", "chats": chats, "tokens": scenario.tokens})
+        await fakes.read(30)
+        await fakes.send({"cmd": "wait", "timeout": scenario.timeout})
+        run = await fakes.read(scenario.timeout + 60)
+        await bot.send("stop")
+        proc = await bot.read(30)
+        await fakes.send({"cmd": "quit"})
+    finally:
+        for child in (bot, fakes):
+            await child.close()
+    run["bot"] = proc
+    return run, figures(scenario, policy, run, proc)
+
+
+def print_table(scenario: Scenario, ours: Figures, base: Figures) -> list[str]:
+    lines = [f"### {scenario.name}: {scenario.tokens} tokens per answer", "",
+             "| | ours | baseline | ours vs baseline |", "|---|---|---|---|"]
+    lines += [f"| {m} | {a} | {b} | {r} |" for m, a, b, r in rows(ours, base)]
+    lines.append("")
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+def verdicts(results: dict[str, tuple[Figures, Figures]]) -> list[str]:
+    lines = ["### Done when (ours)", ""]
+    for name, (ours, _) in results.items():
+        usage = sorted(ours.usage)
+        lines.append(
+            f"- {name}: {ours.retry_after} × 429, {ours.inside_window} calls inside a retry "
+            f"window; first text p50 {pct(ours.first_text_ms, .5):.0f} ms / p99 "
+            f"{pct(ours.first_text_ms, .99):.0f} ms after the first token (Bot API round "
+            f"trip p50 {ours.rtt_ms:.0f} ms); allowance used: median "
+            f"{pct(usage, .5):.0%}, min {usage[0] if usage else float('nan'):.0%}; "
+            f"event-loop lag p99 {ours.lag_p99_ms:.0f} ms while streaming "
+            f"({ours.lag_p99_run_ms:.0f} ms over the whole run); peak RSS "
+            f"{ours.peak_rss_mb:.0f} MB")
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+async def main(only: list[int], plot_path: str | None, markdown: str | None,
+               dump: str | None, policies: tuple[str, ...]) -> None:
+    log = Path(tempfile.gettempdir()) / "bench_flood.log"
+    log.write_bytes(b"")
+    print(f"# Flood benchmark ({os.cpu_count()} cores; children's stderr in {log})\n")
+    out: list[str] = []
+    results: dict[str, tuple[Figures, Figures]] = {}
+    raws: dict[str, dict[str, Any]] = {}
+    for index, scenario in enumerate(SCENARIOS):
+        if only and index + 1 not in only:
+            continue
+        figs = {}
+        for policy in policies:
+            started = time.monotonic()
+            raws[policy], figs[policy] = await run_one(scenario, policy, log)
+            print(f"  ({scenario.name}, {policy}: {time.monotonic() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+            if dump:
+                raw = json.dumps(raws[policy])
+                await asyncio.to_thread(Path(dump, f"{index + 1}-{policy}.json").write_text, raw)
+        if len(figs) < 2:
+            only_one = next(iter(figs.values()))
+            brief = {k: v for k, v in vars(only_one).items() if not isinstance(v, list)}
+            print(f"{scenario.name} ({policies[0]}): {brief}\n", flush=True)
+            continue
+        results[scenario.name] = (figs["ours"], figs["baseline"])
+        out += print_table(scenario, figs["ours"], figs["baseline"])
+        if plot_path and index == 0:
+            first = str(scenario.chats[0].chat_id)
+            plot(raws["ours"]["chats"][first], raws["baseline"]["chats"][first], plot_path,
+                 f"One answer in a private chat ({scenario.tokens} tokens at 40 tokens/s)")
+            print(f"plot: {plot_path}\n")
+    out += verdicts(results)
+    if markdown:
+        await asyncio.to_thread(Path(markdown).write_text, "\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", type=int, action="append", default=[],
+                        help="run scenario N (1-4); repeatable")
+    parser.add_argument("--plot", default=str(ROOT / "bench" / "flood_chars.png"))
+    parser.add_argument("--markdown", default=None, help="also write the tables to this file")
+    parser.add_argument("--dump", default=None, help="write each run's raw logs to this folder")
+    parser.add_argument("--policy", choices=POLICIES, action="append", default=[],
+                        help="run only this policy (no comparison table)")
+    args = parser.parse_args()
+    asyncio.run(main(args.only, args.plot or None, args.markdown, args.dump,
+                     tuple(args.policy) or POLICIES))

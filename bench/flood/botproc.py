@@ -1,0 +1,171 @@
+"""Process A of the flood benchmark: one bot, ours or the baseline, polling the fake Bot API.
+
+Ours is the real app: `build_app` + `Dispatcher.start_polling`, as in production. The baseline
+is `bench.flood.baseline` behind a minimal Dispatcher, with the same LLM client.
+
+JSON lines on stdin/stdout:
+    -> {"ready": true}
+    <- go     (start measuring)
+    <- stop   -> {"cpu_s": …, "peak_rss_mb": …, "lag_p99_ms": …, "lag_max_ms": …}
+
+    uv run python -m bench.flood.botproc ours|baseline TELEGRAM_URL LLM_URL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import httpx
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
+from aiogram.client.telegram import TelegramAPIServer
+
+from bench.flood.baseline import baseline_dispatcher
+from bench.flood.load import TOKEN
+from bot.app import build_app
+from bot.config import load_settings
+from bot.llm import LLMClient
+from bot.logs import setup_logging
+
+LAG_TICK = 0.01
+# httpx pools 100 connections by default: the 101st concurrent answer would wait for a free
+# connection (and fail after the connect timeout). One connection per stream, as it must be.
+LLM_POOL = httpx.Limits(max_connections=5000, max_keepalive_connections=5000)
+
+
+class RttMeter(BaseRequestMiddleware):
+    """Round trips of chat-targeted Bot API calls as the bot sees them (getUpdates excluded)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    async def __call__(self, make_request: Any, bot: Bot, method: Any) -> Any:
+        if getattr(method, "chat_id", None) is None:
+            return await make_request(bot, method)
+        start = time.monotonic()
+        try:
+            return await make_request(bot, method)
+        finally:
+            self.samples.append(time.monotonic() - start)
+
+    def p50_ms(self) -> float:
+        return statistics.median(self.samples) * 1000 if self.samples else 0.0
+
+
+class LagMeter:
+    """How late a 10 ms ticker wakes up: the event loop's lag as any callback sees it."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.samples: list[list[float]] = []  # [loop time, lag ms]
+        self.timeline: list[list[float]] = []  # [loop time, CPU seconds, worst lag ms] a second
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        second, worst, cpu = loop.time(), 0.0, time.process_time()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_TICK)
+            now = loop.time()
+            lag = now - start - LAG_TICK
+            self.lags.append(lag)
+            self.samples.append([round(now, 4), round(lag * 1000, 2)])
+            worst = max(worst, lag)
+            if now - second >= 1.0:  # one line a second: when the loop was busy, and how busy
+                self.timeline.append([round(now, 3), round(time.process_time() - cpu, 3),
+                                      round(worst * 1000, 1)])
+                second, worst, cpu = now, 0.0, time.process_time()
+
+    async def stop(self) -> dict[str, Any]:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        lags = sorted(self.lags) or [0.0]
+        return {"timeline": self.timeline, "lag_samples": self.samples,
+                "lag_p50_ms": lags[len(lags) // 2] * 1000,
+                "lag_p99_ms": lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000,
+                "lag_max_ms": lags[-1] * 1000}
+
+
+async def read_line() -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+def emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]:
+    settings = load_settings(
+        telegram_bot_token=TOKEN, telegram_api_url=telegram, openai_base_url=llm,
+        openai_api_key="sk-bench", openai_model="fake-model", allowed_user_ids="*",
+        storage_url="memory://", http_listen=None, log_level="WARNING",
+    )
+    app = await build_app(settings, llm_transport=httpx.AsyncHTTPTransport(limits=LLM_POOL))
+    await app.prepare()
+    return app.bot, app.dispatcher, [app.close]
+
+
+async def run_baseline(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]:
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(telegram)),
+              default=DefaultBotProperties(parse_mode=None))
+    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), limits=LLM_POOL)
+    client = LLMClient(http, llm, "sk-bench")
+    return bot, baseline_dispatcher(client), [bot.session.close, http.aclose]
+
+
+async def main(policy: str, telegram: str, llm: str) -> None:
+    setup_logging("WARNING", "console")
+    build = run_ours if policy == "ours" else run_baseline
+    bot, dp, closers = await build(telegram, llm)
+    rtt = RttMeter()
+    bot.session.middleware(rtt)
+    polling = asyncio.create_task(dp.start_polling(
+        bot, handle_signals=False, close_bot_session=False, polling_timeout=1,
+        allowed_updates=dp.resolve_used_update_types()))
+    emit({"ready": True})
+    meter = LagMeter()
+    cpu0 = 0.0
+    while line := (await read_line()).strip():
+        if line == "go":
+            cpu0 = time.process_time()
+            meter.start()
+            emit({"ok": True})
+        elif line == "stop":
+            lag = await meter.stop()
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            emit({"cpu_s": time.process_time() - cpu0, "peak_rss_mb": usage.ru_maxrss / 1024,
+                  "rtt_p50_ms": rtt.p50_ms(), **lag})
+            break
+    await dp.stop_polling()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(polling, 5)
+    for close in reversed(closers):
+        with contextlib.suppress(Exception):
+            await close()
+
+
+if __name__ == "__main__":
+    profile = os.environ.get("BENCH_PROFILE")  # a path: cProfile stats of the whole run
+    if profile:
+        import cProfile
+
+        cProfile.run("asyncio.run(main(*sys.argv[1:4]))", profile)
+    else:
+        asyncio.run(main(*sys.argv[1:4]))
