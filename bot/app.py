@@ -29,7 +29,7 @@ from bot.storage import Store, open_store
 from bot.transport.fallback import DraftRefusals
 from bot.transport.manager import StreamManager, StreamOptions
 from bot.transport.outbound import Outbound
-from bot.transport.scheduler import Limits, OutboundScheduler
+from bot.transport.scheduler import BudgetMiddleware, Limits, OutboundScheduler
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +99,13 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     session.middleware(metrics.telegram_middleware)
 
     llm_cfg = settings.llm
-    http = httpx.AsyncClient(transport=llm_transport, timeout=httpx.Timeout(
-        llm_cfg.llm_idle_timeout, connect=llm_cfg.llm_connect_timeout))
+    # One connection per answer streaming: httpx's default pool of 100 would make the 101st
+    # concurrent answer wait for a slot and fail on the connect timeout.
+    http = httpx.AsyncClient(
+        transport=llm_transport,
+        timeout=httpx.Timeout(llm_cfg.llm_idle_timeout, connect=llm_cfg.llm_connect_timeout),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+    )
     closers.append(http.aclose)
     llm = MeteredLLMClient(
         http, llm_cfg.openai_base_url,
@@ -117,6 +122,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
         group_per_minute=lim.limit_group_per_minute, draft_per_5s=lim.limit_draft_per_5s,
         draft_per_30s=lim.limit_draft_per_30s, global_per_second=lim.limit_global_per_second,
     ), clock)
+    # Replies sent straight from handlers (notes, command answers) spend the same chat budget.
+    session.middleware(BudgetMiddleware(scheduler))
     st = settings.stream
     streams = StreamManager(
         Outbound(bot, scheduler, clock), clock, DraftRefusals(clock, st.draft_fallback_ttl),

@@ -206,7 +206,7 @@ class ChatService:
             except LLMError as exc:
                 log.warning("llm.failed", error_type=type(exc).__name__, error=str(exc),
                             started=outcome.started)
-                note = describe_failure(exc, started=bool(render.source))
+                note = describe_failure(exc, started=bool(stream.source))
             except TimeoutError:
                 note = "⚠️ Answer interrupted: it took longer than the time limit."
             if note is None and outcome.finish_reason == "length":
@@ -214,7 +214,7 @@ class ChatService:
         finally:
             self._active.pop(key, None)
             result = await stream.finish(note)
-            answer = render.source.strip()
+            answer = stream.source.strip()
             if answer:
                 tokens = outcome.usage.completion_tokens if outcome.usage else None
                 await self._store.append(key, Turn("assistant", answer, tokens=tokens))
