@@ -183,12 +183,18 @@ class ChatService:
         outcome = _Outcome()
         note: str | None = None
         try:
-            await stream.start()
+            # The model is asked at once and the "Thinking…" placeholder goes out meanwhile:
+            # the placeholder costs no Bot API round trip before the first token.
             active.task = asyncio.create_task(self._consume(request, stream, outcome))
             # 403 (blocked, removed): stop generating for a chat that can no longer read it.
             stream.on_unavailable = active.task.cancel
+            try:
+                await stream.start()
+            except BaseException:
+                active.task.cancel()
+                raise
             if stream.unavailable:
-                active.task.cancel()  # before it ran: the endpoint is never asked
+                active.task.cancel()  # the request is closed before the model says much
             elif self._closing:  # interrupt_all ran while the stream was starting
                 active.note = SHUTDOWN_NOTE
                 active.task.cancel()
