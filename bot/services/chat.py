@@ -136,7 +136,7 @@ class ChatService:
         return len(self._active)
 
     async def answer(self, prompt: Prompt) -> AnswerResult:
-        """Answer `prompt` after earlier ones of the same conversation (ConversationBusy if full)."""
+        """Answer `prompt` after earlier ones of its conversation (ConversationBusy if full)."""
         async with self._gate.turn(prompt.key):
             return await self._answer_now(prompt)
 
@@ -272,7 +272,9 @@ class ChatService:
                 elif isinstance(event, Finish):
                     out.finish_reason = event.reason
 
-    async def _complete_once(self, request: ChatRequest, stream: AnswerStream, out: _Outcome) -> None:
+    async def _complete_once(
+        self, request: ChatRequest, stream: AnswerStream, out: _Outcome
+    ) -> None:
         text, reasoning, usage = await self._llm.complete(request)
         out.started = True
         out.usage = usage

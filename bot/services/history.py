@@ -39,6 +39,7 @@ def build_messages(
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
     for turn in kept:
-        content = f"{turn.name}: {turn.content}" if turn.name and turn.role == "user" else turn.content
+        attributed = turn.name and turn.role == "user"
+        content = f"{turn.name}: {turn.content}" if attributed else turn.content
         messages.append({"role": turn.role, "content": content})
     return messages

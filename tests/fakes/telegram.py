@@ -324,7 +324,7 @@ class FakeTelegram(LocalServer):
     async def wait_for(
         self,
         predicate: Callable[[list[Call]], Any],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline per wait is this helper's point
+        timeout: float = 5.0,
     ) -> Any:
         """Wait until `predicate(fake.calls)` is truthy; returns its value."""
         try:
