@@ -306,3 +306,22 @@ async def test_finish_waits_for_a_draft_in_flight_so_no_draft_lands_after_the_fi
     names = rig.session.names()
     assert names[-2:] == ["sendMessageDraft", "sendMessage"]
     assert rig.session.calls[-2].params["text"] == "Hello"
+
+
+async def test_rejected_entities_go_out_plain_once_and_the_stream_continues(rig: Rig) -> None:
+    stream = rig.open(DM)
+    await stream.start()
+    rig.session.fail("sendMessageDraft", 400,
+                     "Bad Request: can't parse entities: Can't find end of the entity at byte 3")
+    stream.push("Some **bold** text")
+    await settle()
+    drafts = rig.session.calls[-2:]
+    assert [c.ok for c in drafts] == [False, True]
+    assert drafts[0].params["entities"] and "entities" not in drafts[1].params
+    assert drafts[0].params["text"] == drafts[1].params["text"] == "Some bold text"
+    assert stream.mode is Mode.DRAFT  # not mistaken for a refused draft
+    stream.push(" and more")
+    await rig.clock.advance(1.0)
+    await stream.finish()
+    final = rig.session.of("sendMessage")[-1]
+    assert final.params["text"] == "Some bold text and more" and final.params["entities"]
