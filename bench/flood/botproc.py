@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -119,6 +120,7 @@ async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]
     )
     app = await build_app(settings, llm_transport=httpx.AsyncHTTPTransport(limits=LLM_POOL))
     await app.prepare()
+    gc.freeze()  # as bot/runner.py does after start-up
     return app.bot, app.dispatcher, [app.close]
 
 
