@@ -44,6 +44,28 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
+async def polling(app: App, tg: FakeTelegram) -> AsyncIterator[App]:
+    """Prepare `app` and run its Dispatcher polling `tg` until the block ends; close the app."""
+    try:
+        await app.prepare()
+        dp = app.dispatcher
+        task = asyncio.create_task(dp.start_polling(
+            app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1,
+            allowed_updates=dp.resolve_used_update_types()))
+        try:
+            # Polling has started once the first long poll reaches the fake.
+            await tg.wait_for(lambda calls: any(c.method == "getUpdates" for c in calls),
+                              timeout=10)
+            yield app
+        finally:
+            await dp.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+    finally:
+        await app.close()
+
+
+@contextlib.asynccontextmanager
 async def running_bot(
     tg: FakeTelegram, llm: FakeLLM, **overrides: Any
 ) -> AsyncIterator[App]:
@@ -53,21 +75,8 @@ async def running_bot(
         "allowed_user_ids": str(USER), "storage_url": "memory://", "http_listen": None,
         **overrides,
     })
-    app = await build_app(settings)
-    await app.prepare()
-    dp = app.dispatcher
-    polling = asyncio.create_task(dp.start_polling(
-        app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1,
-        allowed_updates=dp.resolve_used_update_types()))
-    try:
-        # Polling has started once the first long poll reaches the fake.
-        await tg.wait_for(lambda calls: any(c.method == "getUpdates" for c in calls), timeout=10)
+    async with polling(await build_app(settings), tg) as app:
         yield app
-    finally:
-        await dp.stop_polling()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(polling, 10)
-        await app.close()
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.app import App, build_app
 from bot.config import load_settings
 from bot.logs import setup_logging
+from tests.e2e.harness import polling
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import FakeTelegram
 
@@ -206,20 +207,8 @@ def settings_for(tg: FakeTelegram, llm_url: str, **overrides: Any) -> dict[str, 
 @contextlib.asynccontextmanager
 async def running(tg: FakeTelegram, llm_url: str, **overrides: Any) -> AsyncIterator[App]:
     app = await build_app(load_settings(**settings_for(tg, llm_url, **overrides)))
-    try:
-        await app.prepare()
-        dp = app.dispatcher
-        polling = asyncio.create_task(dp.start_polling(
-            app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1,
-            allowed_updates=dp.resolve_used_update_types()))
-        try:
-            yield app
-        finally:
-            await dp.stop_polling()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(polling, 10)
-    finally:
-        await app.close()
+    async with polling(app, tg):
+        yield app
 
 
 @contextlib.asynccontextmanager
