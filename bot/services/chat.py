@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -116,7 +115,6 @@ class ChatService:
     def __init__(
         self, llm: LLMClient, store: Store, streams: StreamManager, gate: ConversationGate,
         config: ChatConfig, clock: Clock,
-        render_factory: Callable[[], MarkdownStream] | None = None,
     ) -> None:
         self._llm = llm
         self._store = store
@@ -124,12 +122,12 @@ class ChatService:
         self._gate = gate
         self._cfg = config
         self._clock = clock
-        self._render_factory = render_factory or (
-            lambda: MarkdownStream(reasoning_display=config.reasoning_display)
-        )
         self._active: dict[ConversationKey, _Active] = {}
         self._streaming_supported = True
         self._closing = False  # shutdown's grace period is over: nothing new starts
+
+    def _new_render(self) -> MarkdownStream:
+        return MarkdownStream(reasoning_display=self._cfg.reasoning_display)
 
     @property
     def active_count(self) -> int:
@@ -159,7 +157,7 @@ class ChatService:
 
     async def _answer_now(self, prompt: Prompt) -> AnswerResult:
         if self._closing:
-            return await self._streams.open(prompt.target, self._render_factory()).finish(
+            return await self._streams.open(prompt.target, self._new_render()).finish(
                 WAITING_SHUTDOWN_NOTE)
         key = prompt.key
         conv = await self._store.settings(key)
@@ -176,7 +174,7 @@ class ChatService:
         if self._cfg.log_content:
             log.info("answer.prompt", chat_id=prompt.target.chat_id, text=prompt.text)
 
-        render = self._render_factory()
+        render = self._new_render()
         stream = self._streams.open(prompt.target, render, stop_markup(key))
         active = self._active[key] = _Active(stream)
         started_at = time.monotonic()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -225,8 +224,6 @@ class AnswerStream:
     async def _pump_loop(self) -> None:
         try:
             await self._pump_frames()
-        except asyncio.CancelledError:
-            raise
         except ChatUnavailable as exc:
             self._chat_gone(exc)
         except Exception as exc:  # a frame failed for good: stop streaming, finish() still delivers
@@ -384,14 +381,13 @@ class StreamManager:
 
     def __init__(
         self, outbound: Outbound, clock: Clock, refusals: DraftRefusals, transport: str,
-        options: StreamOptions, render_factory: type[MarkdownStream] | None = None,
+        options: StreamOptions,
     ) -> None:
         self._out = outbound
         self._clock = clock
         self._refusals = refusals
         self._transport = transport
         self._opt = options
-        self._ids = itertools.count(1)
 
     def mode_for(self, target: ChatTarget) -> Mode:
         if self._transport == "off":

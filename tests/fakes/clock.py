@@ -43,7 +43,3 @@ class FakeClock:
             await settle()
         self._now = target
         await settle()
-
-    @property
-    def pending_sleepers(self) -> int:
-        return sum(1 for _, _, f in self._sleepers if not f.done())
