@@ -1,7 +1,7 @@
 """One outbound budget per chat (plus one for the whole bot), so flood limits hold by design.
 
 Every Bot API call that targets a chat goes through `OutboundScheduler.call`: the answer frames
-via `Outbound`, everything else (handler replies) via `BudgetMiddleware` on the bot's session.
+via `Outbound`, everything else (handler replies) via `budget.BudgetMiddleware` on the session.
 Each rule below prevents a failure other bots reported (../shared/reference/telegram-streaming.md):
 
 - One call in flight per chat, and a call counts against the limits from the moment it is granted
@@ -25,29 +25,21 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 import structlog
-from aiogram.client.session.middlewares.base import (
-    BaseRequestMiddleware,
-    NextRequestMiddlewareType,
-)
 from aiogram.exceptions import TelegramRetryAfter
-from aiogram.methods.base import TelegramType
 
 from bot.clock import Clock
 
-if TYPE_CHECKING:
-    from aiogram import Bot
-    from aiogram.methods import Response, TelegramMethod
+from .ratelimit import EPSILON, Limiter, SlidingWindow, TokenBucket
+from .turns import Turns
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -63,8 +55,6 @@ GLOBAL_FLOOD_CHATS = 3
 GLOBAL_FLOOD_WINDOW = 2.0
 # How often idle chats are looked for and forgotten.
 SWEEP_EVERY = 30.0
-# Delays shorter than this are float rounding, not a reason to sleep again.
-EPSILON = 1e-9
 MIN_RETRY = 0.05
 
 
@@ -100,151 +90,13 @@ class Limits:
     global_per_second: float = 30.0
 
 
-class TokenBucket:
-    """`rate` calls per second with bursts of `capacity`; a call is charged when it ends."""
-
-    def __init__(self, rate: float, capacity: float, now: float) -> None:
-        self.rate, self.capacity, self.tokens, self.stamp = rate, capacity, capacity, now
-        self.inflight = 0
-
-    def _refill(self, now: float) -> None:
-        if now > self.stamp:
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-
-    def delay(self, now: float, reserve: int = 0) -> float:
-        """Seconds until one more call fits while `reserve` calls' worth stays unused."""
-        self._refill(now)
-        need = min(1 + reserve, self.capacity) + self.inflight
-        return 0.0 if self.tokens >= need - EPSILON else (need - self.tokens) / self.rate
-
-    def begin(self, now: float) -> None:
-        self.inflight += 1
-
-    def end(self, now: float) -> None:
-        self.inflight -= 1
-        self.take(now)
-
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1
-
-    def idle(self, now: float) -> bool:
-        self._refill(now)
-        return self.inflight == 0 and self.tokens >= self.capacity
-
-    @property
-    def sustained(self) -> float:
-        return self.rate
-
-
-class SlidingWindow:
-    """At most `count` calls in any `period` seconds.
-
-    A call occupies the window from when it is granted until `period` after it ended: wherever
-    Telegram's clock placed it in between, it cannot make the window look fuller than `count`.
-    """
-
-    def __init__(self, count: int, period: float) -> None:
-        self.count, self.period = count, period
-        self.stamps: deque[float] = deque()  # end times, in order
-        self.inflight = 0
-
-    def _forget(self, now: float) -> None:
-        while self.stamps and self.stamps[0] <= now - self.period + EPSILON:
-            self.stamps.popleft()
-
-    def delay(self, now: float, reserve: int = 0) -> float:
-        self._forget(now)
-        reserve = min(reserve, self.count - 1)
-        excess = len(self.stamps) + self.inflight + reserve - self.count + 1
-        if excess <= 0:
-            return 0.0
-        if excess > len(self.stamps):
-            return math.inf  # only an answer to a call in flight can make room
-        return self.stamps[excess - 1] + self.period - now
-
-    def begin(self, now: float) -> None:
-        self.inflight += 1
-
-    def end(self, now: float) -> None:
-        self.inflight -= 1
-        self.stamps.append(now)
-
-    def idle(self, now: float) -> bool:
-        self._forget(now)
-        return self.inflight == 0 and not self.stamps
-
-    @property
-    def sustained(self) -> float:
-        return self.count / self.period
-
-
-Limiter = TokenBucket | SlidingWindow
-
-
-class _Turns:
-    """One holder at a time; waiters are served by (priority, arrival)."""
-
-    def __init__(self) -> None:
-        self.held = False
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-
-    @property
-    def free(self) -> bool:
-        return not self.held and not self._waiters
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    def try_acquire(self) -> bool:
-        if not self.free:
-            return False
-        self.held = True
-        return True
-
-    async def acquire(self, priority: int, seq: int) -> None:
-        if self.try_acquire():
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (priority, seq, fut)
-        heapq.heappush(self._waiters, entry)
-        try:
-            await fut
-        except BaseException:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self.release()  # the turn was handed over just as we were cancelled
-            elif entry in self._waiters:
-                self._waiters.remove(entry)
-                heapq.heapify(self._waiters)
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            _, _, fut = heapq.heappop(self._waiters)
-            if not fut.done():
-                fut.set_result(None)  # handed over: `held` stays True
-                return
-        self.held = False
-
-    def evict(self, priority: int, error: Callable[[], BaseException]) -> None:
-        """Fail every waiter of `priority` (interim frames that a final now comes before)."""
-        keep = []
-        for entry in self._waiters:
-            if entry[0] == priority and not entry[2].done():
-                entry[2].set_exception(error())
-            else:
-                keep.append(entry)
-        heapq.heapify(keep)
-        self._waiters = keep
 
 
 @dataclass(eq=False)
 class _Chat:
     limiters: dict[CallKind, list[Limiter]]
     pacers: dict[CallKind, TokenBucket]
-    turns: _Turns = field(default_factory=_Turns)
+    turns: Turns = field(default_factory=Turns)
     paused_until: float = 0.0
 
     def idle(self, now: float) -> bool:
@@ -257,7 +109,7 @@ class _Chat:
 
 
 # Set while the scheduler runs a call, so BudgetMiddleware does not schedule it a second time.
-_GRANTED: ContextVar[bool] = ContextVar("outbound_granted", default=False)
+GRANTED: ContextVar[bool] = ContextVar("outbound_granted", default=False)
 
 
 class OutboundScheduler:
@@ -266,7 +118,7 @@ class OutboundScheduler:
         self._clock = clock
         self._chats: dict[int, _Chat] = {}
         self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
-        self._global_turns = _Turns()
+        self._global_turns = Turns()
         self._global_changed = asyncio.Event()
         self._global_paused_until = 0.0
         self._next_global_slot = 0.0  # the next slot handed to an interim frame refused one
@@ -440,14 +292,14 @@ class OutboundScheduler:
         for lim in limiters:
             lim.begin(now)
         chat.pacers[kind].take(now)
-        granted = _GRANTED.set(True)
+        granted = GRANTED.set(True)
         try:
             return await send()
         except TelegramRetryAfter as exc:
             self._paused(chat_id, chat, exc.retry_after)
             raise
         finally:
-            _GRANTED.reset(granted)
+            GRANTED.reset(granted)
             end = self._clock.now()
             for lim in limiters:
                 lim.end(end)
@@ -485,31 +337,3 @@ def _pacer(limiters: list[Limiter], kind: CallKind, now: float) -> TokenBucket:
         for lim in limiters
     ]
     return TokenBucket(min(rates), burst, now)
-
-
-_DRAFT_METHODS = frozenset({"sendMessageDraft", "sendRichMessageDraft", "sendChatAction"})
-_SENDING = ("send", "edit", "delete", "copy", "forward", "stop")
-
-
-class BudgetMiddleware(BaseRequestMiddleware):
-    """Puts every chat-targeted call made outside the scheduler (handler replies, command menus
-    sent to a chat) through the chat's budget, as finals. Install with
-    `bot.session.middleware(BudgetMiddleware(scheduler))`."""
-
-    def __init__(self, scheduler: OutboundScheduler) -> None:
-        self._scheduler = scheduler
-
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
-        name = method.__api_method__
-        chat_id: Any = getattr(method, "chat_id", None)
-        if _GRANTED.get() or not isinstance(chat_id, int) or not name.startswith(_SENDING):
-            return await make_request(bot, method)
-        kind = CallKind.DRAFT if name in _DRAFT_METHODS else CallKind.MESSAGE
-        return await self._scheduler.call(
-            chat_id, lambda: make_request(bot, method), kind=kind, group=chat_id < 0
-        )
