@@ -26,9 +26,10 @@ from bot.middlewares.logcontext import LogContextMiddleware
 from bot.services.chat import ChatConfig, ChatService
 from bot.services.gate import ConversationGate
 from bot.storage import Store, open_store
+from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
-from bot.transport.manager import StreamManager, StreamOptions
+from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import Limits, OutboundScheduler
 

@@ -26,7 +26,8 @@ from bot.llm import (
 )
 from bot.render import MarkdownStream
 from bot.storage import ConversationKey, Store, Turn
-from bot.transport.manager import AnswerResult, AnswerStream, StreamManager
+from bot.transport.answer import AnswerResult, AnswerStream
+from bot.transport.manager import StreamManager
 from bot.transport.target import ChatTarget
 
 from .gate import ConversationGate

@@ -20,9 +20,10 @@ from aiogram.methods import SendMessage
 
 from bot.config import LimitSettings
 from bot.render import MarkdownStream
+from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
-from bot.transport.manager import StreamManager, StreamOptions
+from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import (
     SWEEP_EVERY,

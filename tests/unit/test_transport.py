@@ -11,8 +11,9 @@ import pytest
 from aiogram import Bot
 
 from bot.render import MarkdownStream
+from bot.transport.answer import Mode, StreamOptions
 from bot.transport.fallback import DraftRefusals
-from bot.transport.manager import Mode, StreamManager, StreamOptions
+from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import Limits, OutboundScheduler
 from bot.transport.target import ChatTarget
