@@ -66,6 +66,15 @@ def strip(rendered: Rendered) -> Rendered:
     return slice_text(rendered, start, start + len(body))
 
 
+def rstrip(rendered: Rendered) -> Rendered:
+    """Trailing whitespace removed."""
+    text = rendered.text
+    body = text.rstrip()
+    if len(body) == len(text):
+        return rendered
+    return slice_text(rendered, 0, len(body)) if body else EMPTY
+
+
 def join(first: Rendered, second: Rendered, sep: str) -> Rendered:
     """first + sep + second; the separator is dropped when either side is empty."""
     if not second.text:

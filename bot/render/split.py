@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from .entities import MAX_ENTITIES, cap, clip, strip
+from .entities import MAX_ENTITIES, cap, clip, rstrip, slice_text
 from .types import Entity, Rendered
 from .utf16 import prefix_within, utf16_len
 
@@ -32,12 +32,12 @@ def paginate(rendered: Rendered, limit: int, max_entities: int = MAX_ENTITIES) -
     if limit < 2:
         raise ValueError("the page limit must hold at least one character (2 UTF-16 units)")
     text = rendered.text
-    if utf16_len(text) <= limit:
-        page = strip(rendered)
-        start = len(text) - len(text.lstrip()) if page.text else 0
-        return [Page(Rendered(page.text, cap(page.entities, max_entities)), start)]
+    start = page_start(rendered, 0)
+    if utf16_len(text) - utf16_len(text[:start]) <= limit:
+        page = rstrip(slice_text(rendered, start))
+        return [Page(Rendered(page.text, cap(page.entities, max_entities)), start if page.text
+                     else 0)]
     pages: list[Page] = []
-    start = len(text) - len(text.lstrip())
     start16 = utf16_len(text[:start])
     while True:
         rest16 = utf16_len(text[start:])
@@ -84,13 +84,24 @@ def _joins(before: str, after: str) -> bool:
     )
 
 
+def page_start(rendered: Rendered, at: int) -> int:
+    """Where a page that may start at `at` starts: past the whitespace, except a code line's
+    indentation. The same rule wherever a page begins, so the pages of an answer do not depend
+    on how its text arrived."""
+    return _next_start(rendered.text, at, rendered.entities, utf16_len(rendered.text[:at]))
+
+
 def _next_start(text: str, cut: int, entities: tuple[Entity, ...], cut16: int) -> int:
     """Skip the whitespace after a cut, but keep the indentation of a code line."""
     at = cut
     while at < len(text) and text[at] in " \n\t\r":
         at += 1
     line = text.rfind("\n", cut, at) + 1
-    if line > 0 and any(
+    if line == 0:  # no line break skipped: indentation only if `cut` starts a line itself
+        if cut > 0 and text[cut - 1] != "\n":
+            return at
+        line = cut
+    if any(
         e.type == "pre" and e.offset <= cut16 + (line - cut) < e.offset + e.length for e in entities
     ):
         return line  # only ASCII whitespace was skipped, so string and UTF-16 offsets agree here

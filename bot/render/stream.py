@@ -12,11 +12,11 @@ only what follows it is rendered and split again.
 from __future__ import annotations
 
 from .blocks import Block, BlockScanner
-from .entities import EMPTY, join, slice_text, strip
+from .entities import EMPTY, join, rstrip, slice_text
 from .markdown import render_block
 from .reasoning import ReasoningDisplay, ThinkSplitter, reasoning_block
 from .sanitize import DeltaCleaner
-from .split import Page, paginate
+from .split import Page, page_start, paginate
 from .tail import TailRenderer
 from .types import Rendered
 
@@ -126,10 +126,8 @@ class MarkdownStream:
         covered = self._covered
         if not covered:
             return rendered, 0
-        at = skip_covered(rendered.text, covered)
-        rest = slice_text(rendered, at)
-        at += len(rest.text) - len(rest.text.lstrip())
-        return strip(rest), at
+        at = page_start(rendered, skip_covered(rendered.text, covered))
+        return rstrip(slice_text(rendered, at)), at
 
     def _freeze(self, parts: list[Page], full_tail: str, tail: Rendered, tail_at: int) -> None:
         if not self._frozen:
@@ -140,7 +138,7 @@ class MarkdownStream:
         cut = parts[-1].start
         open_len = len(self._open.text)
         if cut < open_len or not tail.text:
-            self._open = strip(slice_text(self._open, cut))
+            self._open = rstrip(slice_text(self._open, cut))  # `cut` is a page start already
             return
         tail_start = open_len + len(self._blocks.tail_sep) if open_len else 0
         self._covered = full_tail[: tail_at + (cut - tail_start)]

@@ -141,3 +141,21 @@ def _words(text: str) -> str:
 def _is_subsequence(short: str, long: str) -> bool:
     it = iter(long)
     return all(ch in it for ch in short)
+
+
+INDENTED_CODE = "Intro.\n\n```python\n" + "\n".join(
+    f"    value_{i} = compute({i})  # line {i}" for i in range(60)) + "\n```\n\nDone."
+
+
+@SETTINGS
+@given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=12),
+       st.sampled_from([300, 700, 4096]))
+def test_pages_do_not_depend_on_how_the_text_arrived(sizes: list[int], limit: int) -> None:
+    """Batched network reads feed the renderer in any pieces: a page that starts inside a code
+    block keeps the line's indentation whichever way the page was reached (frozen mid-stream
+    or cut at the end)."""
+    stream = MarkdownStream(limit=limit)
+    feed_in_chunks(stream, INDENTED_CODE, sizes)
+    one_shot = MarkdownStream(limit=limit)
+    one_shot.feed(INDENTED_CODE)
+    assert [p.text for p in stream.finish()] == [p.text for p in one_shot.finish()]
