@@ -19,6 +19,7 @@ from bot.clock import Clock, LoopClock
 from bot.config import Settings
 from bot.handlers import chat as chat_handlers
 from bot.handlers import commands, errors, models, stop
+from bot.llm import AiohttpTransport
 from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
 from bot.middlewares.dedupe import DedupeMiddleware
@@ -102,9 +103,10 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
 
     llm_cfg = settings.llm
     # One connection per answer streaming: httpx's default pool of 100 would make the 101st
-    # concurrent answer wait for a slot and fail on the connect timeout.
+    # concurrent answer wait for a slot and fail on the connect timeout. (The default
+    # transport, AiohttpTransport, sets no cap of its own; see bot/llm/wire.py for why.)
     http = httpx.AsyncClient(
-        transport=llm_transport,
+        transport=llm_transport or AiohttpTransport(),
         timeout=httpx.Timeout(llm_cfg.llm_idle_timeout, connect=llm_cfg.llm_connect_timeout),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
     )

@@ -51,6 +51,7 @@ from bot.llm import (
     LLMStreamError,
     LLMStreamingUnsupported,
     LLMTimeoutError,
+    Pace,
     Usage,
 )
 
@@ -292,15 +293,19 @@ class MeteredLLMClient(LLMClient):
         super().__init__(*args, **kwargs)
         self._metrics = metrics
 
-    def stream(self, request: ChatRequest) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
-        return self._metered_stream(request)
+    def stream(
+        self, request: ChatRequest, *, pace: Pace | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
+        return self._metered_stream(request, pace)
 
     @asynccontextmanager
-    async def _metered_stream(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[LLMEvent]]:
+    async def _metered_stream(
+        self, request: ChatRequest, pace: Pace | None
+    ) -> AsyncIterator[AsyncIterator[LLMEvent]]:
         self._metrics.llm_asked()
         events = None
         try:
-            async with super().stream(request) as inner:
+            async with super().stream(request, pace=pace) as inner:
                 events = _UsageTap(inner)
                 yield events
         except LLMError as exc:

@@ -10,8 +10,10 @@ from bot.llm.errors import (
     LLMTimeoutError,
 )
 from bot.llm.events import Finish, LLMEvent, ReasoningDelta, TextDelta, Usage
+from bot.llm.wire import AiohttpTransport, Pace
 
 __all__ = [
+    "AiohttpTransport",
     "ChatRequest",
     "Finish",
     "LLMClient",
@@ -22,6 +24,7 @@ __all__ = [
     "LLMStreamError",
     "LLMStreamingUnsupported",
     "LLMTimeoutError",
+    "Pace",
     "ReasoningDelta",
     "TextDelta",
     "Usage",

@@ -8,18 +8,20 @@ chunks split mid-line, mid-character or between CR and LF), then each event's JS
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import structlog
 from httpx_sse import EventSource, aconnect_sse
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # not re-exported; pinned < 1
 
 from bot.llm import errors
 from bot.llm.events import LLMEvent, Usage, events_from_chunk, reasoning_text, usage_from
+from bot.llm.wire import PACE, Pace
 
 log = structlog.get_logger(__name__)
 
@@ -65,13 +67,18 @@ class LLMClient:
         self._connect_timeout = connect_timeout
         self._complete_timeout = complete_timeout
 
-    def stream(self, request: ChatRequest) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
+    def stream(
+        self, request: ChatRequest, *, pace: Pace | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
         """The answer as events; the HTTP response is closed whenever the `async with` exits.
+
+        `pace`, if given, is awaited before each network read of the answer (see `wire`:
+        transports other than `wire.AiohttpTransport` ignore it).
 
         Raises `LLMStatusError` (or `LLMStreamingUnsupported`) on entering; `LLMStreamError`,
         `LLMConnectionError` or `LLMTimeoutError` on entering or while iterating.
         """
-        return self._open_stream(request)
+        return self._open_stream(request, pace)
 
     async def complete(self, request: ChatRequest) -> tuple[str, str, Usage | None]:
         """Non-streaming fallback: (answer text, reasoning text, usage)."""
@@ -98,7 +105,9 @@ class LLMClient:
         return sorted(i for i in ids if isinstance(i, str))
 
     @asynccontextmanager
-    async def _open_stream(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[LLMEvent]]:
+    async def _open_stream(
+        self, request: ChatRequest, pace: Pace | None
+    ) -> AsyncIterator[AsyncIterator[LLMEvent]]:
         # An exit stack rather than nested `async with`, so that exceptions raised by the
         # caller's own body pass through untranslated while cleanup still always runs.
         stack = AsyncExitStack()
@@ -112,6 +121,7 @@ class LLMClient:
                         json=request.payload(stream=True),
                         headers=self._headers(),
                         timeout=self._timeout(self._idle_timeout),
+                        extensions={PACE: pace} if pace is not None else None,
                     )
                 )
                 await self._check_stream_response(source.response)
@@ -123,27 +133,46 @@ class LLMClient:
                 await stack.aclose()
 
     async def _events(self, source: EventSource) -> AsyncGenerator[LLMEvent, None]:
+        # httpx-sse's own decoders, driven from one generator rather than through
+        # `EventSource.aiter_sse()`: that one stacks two more async generators per line and
+        # per event, a third of the CPU per token once the network reads are batched (wire.py).
+        lines, sses = SSELineDecoder(), SSEDecoder()
         with self._translated(self._idle_timeout):
-            async with aclosing(source.aiter_sse()) as sses:
-                async for sse in sses:
-                    data = sse.data.strip()
-                    if data == "[DONE]":
-                        return
-                    if not data:
-                        continue
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        chunk = None
-                    if sse.event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
-                        raise errors.in_band_error(data if chunk is None else chunk, self._api_key)
-                    if not isinstance(chunk, dict):
-                        log.warning(
-                            "llm.chunk_malformed", data=errors.redact(data, self._api_key)[:200]
-                        )
-                        continue
-                    for event in events_from_chunk(chunk):
+            # An async generator, typed by httpx as a plain iterator: closed here, at once.
+            texts = cast(AsyncGenerator[str, None], source.response.aiter_text())
+            async with aclosing(texts):
+                async for text in texts:
+                    for event in self._decoded(lines.decode(text), sses):
+                        if event is None:
+                            return
                         yield event
+                for event in self._decoded(lines.flush(), sses):
+                    if event is None:
+                        return
+                    yield event
+
+    def _decoded(self, lines: Iterable[str], sses: SSEDecoder) -> Iterator[LLMEvent | None]:
+        """The events of complete lines; None for `[DONE]`, the end of the answer."""
+        for line in lines:
+            sse = sses.decode(line.rstrip("\n"))
+            if sse is None:
+                continue
+            data = sse.data.strip()
+            if data == "[DONE]":
+                yield None
+                return
+            if not data:
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                chunk = None
+            if sse.event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
+                raise errors.in_band_error(data if chunk is None else chunk, self._api_key)
+            if not isinstance(chunk, dict):
+                log.warning("llm.chunk_malformed", data=errors.redact(data, self._api_key)[:200])
+                continue
+            yield from events_from_chunk(chunk)
 
     async def _check_stream_response(self, response: httpx.Response) -> None:
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
@@ -17,6 +18,7 @@ from bot.llm import (
     LLMClient,
     LLMConnectionError,
     LLMError,
+    LLMEvent,
     LLMStatusError,
     LLMStreamingUnsupported,
     LLMTimeoutError,
@@ -32,6 +34,7 @@ from bot.transport.target import ChatTarget
 
 from .gate import ConversationGate
 from .history import build_messages
+from .pacing import ReadPacing
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +118,7 @@ def _retryable(exc: LLMError) -> bool:
 class ChatService:
     def __init__(
         self, llm: LLMClient, store: Store, streams: StreamManager, gate: ConversationGate,
-        config: ChatConfig, clock: Clock,
+        config: ChatConfig, clock: Clock, pacing: ReadPacing | None = None,
     ) -> None:
         self._llm = llm
         self._store = store
@@ -123,6 +126,7 @@ class ChatService:
         self._gate = gate
         self._cfg = config
         self._clock = clock
+        self._pacing = pacing or ReadPacing(clock)
         self._active: dict[ConversationKey, _Active] = {}
         self._streaming_supported = True
         self._closing = False  # shutdown's grace period is over: nothing new starts
@@ -258,18 +262,24 @@ class ChatService:
                     await self._clock.sleep(delay)
 
     async def _stream_once(self, request: ChatRequest, stream: AnswerStream, out: _Outcome) -> None:
-        async with self._llm.stream(request) as events:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    out.started = True
-                    stream.push(event.text)
-                elif isinstance(event, ReasoningDelta):
-                    out.started = True
-                    stream.push_reasoning(event.text)
-                elif isinstance(event, Usage):
-                    out.usage = event
-                elif isinstance(event, Finish):
-                    out.finish_reason = event.reason
+        pace = self._pacing.pace(lambda: out.started)
+        with self._pacing.one_stream():
+            async with self._llm.stream(request, pace=pace) as events:
+                await self._read(events, stream, out)
+
+    @staticmethod
+    async def _read(events: AsyncIterator[LLMEvent], stream: AnswerStream, out: _Outcome) -> None:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                out.started = True
+                stream.push(event.text)
+            elif isinstance(event, ReasoningDelta):
+                out.started = True
+                stream.push_reasoning(event.text)
+            elif isinstance(event, Usage):
+                out.usage = event
+            elif isinstance(event, Finish):
+                out.finish_reason = event.reason
 
     async def _complete_once(
         self, request: ChatRequest, stream: AnswerStream, out: _Outcome
