@@ -19,7 +19,9 @@ import gc
 import json
 import os
 import resource
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
@@ -35,13 +37,10 @@ from bench.flood.baseline import baseline_dispatcher
 from bench.flood.load import TOKEN
 from bot.app import build_app
 from bot.config import load_settings
-from bot.llm import LLMClient
+from bot.llm import AiohttpTransport, LLMClient
 from bot.logs import setup_logging
 
 LAG_TICK = 0.01
-# httpx pools 100 connections by default: the 101st concurrent answer would wait for a free
-# connection (and fail after the connect timeout). One connection per stream, as it must be.
-LLM_POOL = httpx.Limits(max_connections=5000, max_keepalive_connections=5000)
 
 
 class RttMeter(BaseRequestMiddleware):
@@ -103,6 +102,17 @@ class LagMeter:
                 "lag_max_ms": lags[-1] * 1000}
 
 
+def start_spy() -> subprocess.Popen[bytes] | None:
+    """BENCH_SPY=path: a py-spy sampling profile (folded stacks) of the bot while it streams:
+    unlike cProfile it barely slows the process, so the shares it shows are the real ones."""
+    path = os.environ.get("BENCH_SPY")
+    if not path:
+        return None
+    return subprocess.Popen(["py-spy", "record", "-p", str(os.getpid()), "-o", path,
+                             "-f", "raw", "-r", "250", "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def read_line() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -118,7 +128,7 @@ async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]
         openai_api_key="sk-bench", openai_model="fake-model", allowed_user_ids="*",
         storage_url="memory://", http_listen=None, log_level="WARNING",
     )
-    app = await build_app(settings, llm_transport=httpx.AsyncHTTPTransport(limits=LLM_POOL))
+    app = await build_app(settings)
     await app.prepare()
     gc.freeze()  # as bot/runner.py does after start-up
     return app.bot, app.dispatcher, [app.close]
@@ -127,7 +137,9 @@ async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]
 async def run_baseline(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]:
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(telegram)),
               default=DefaultBotProperties(parse_mode=None))
-    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), limits=LLM_POOL)
+    # The same LLM transport as ours (read eagerly: the baseline passes no pace).
+    http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
+                             transport=AiohttpTransport())
     client = LLMClient(http, llm, "sk-bench")
     return bot, baseline_dispatcher(client), [bot.session.close, http.aclose]
 
@@ -144,13 +156,18 @@ async def main(policy: str, telegram: str, llm: str) -> None:
     emit({"ready": True})
     meter = LagMeter()
     cpu0 = 0.0
+    spy = None
     while line := (await read_line()).strip():
         if line == "go":
+            spy = start_spy()
             cpu0 = time.process_time()
             meter.start()
             emit({"ok": True})
         elif line == "stop":
             lag = await meter.stop()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await asyncio.to_thread(spy.wait, 30)
             usage = resource.getrusage(resource.RUSAGE_SELF)
             emit({"cpu_s": time.process_time() - cpu0, "peak_rss_mb": usage.ru_maxrss / 1024,
                   "rtt_p50_ms": rtt.p50_ms(), **lag})
