@@ -24,6 +24,7 @@ from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
 from bot.middlewares.dedupe import DedupeMiddleware
 from bot.middlewares.logcontext import LogContextMiddleware
+from bot.middlewares.response_types import KeepResponseTypes
 from bot.services.chat import ChatConfig, ChatService
 from bot.services.gate import ConversationGate
 from bot.storage import Store, open_store
@@ -100,6 +101,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     closers.append(bot.session.close)
     metrics = Metrics(clock.now, max_silence=health_max_silence(tg.telegram_timeout))
     session.middleware(metrics.telegram_middleware)
+    session.middleware(KeepResponseTypes())
 
     llm_cfg = settings.llm
     # One connection per answer streaming: httpx's default pool of 100 would make the 101st
