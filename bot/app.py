@@ -27,6 +27,7 @@ from bot.middlewares.logcontext import LogContextMiddleware
 from bot.middlewares.response_types import KeepResponseTypes
 from bot.services.chat import ChatConfig, ChatService
 from bot.services.gate import ConversationGate
+from bot.services.pacing import MAX_INTERVAL, ReadPacing
 from bot.storage import Store, open_store
 from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
@@ -154,6 +155,9 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
             log_content=settings.runtime.log_content,
         ),
         clock,
+        # aiohttp's read timer keeps running while a paced stream's socket is paused: a pause
+        # must stay well inside LLM_IDLE_TIMEOUT.
+        ReadPacing(clock, max_interval=min(MAX_INTERVAL, llm_cfg.llm_idle_timeout / 4)),
     )
 
     dp = Dispatcher(chat=chat, store=store, llm=llm, settings=settings,
