@@ -90,8 +90,7 @@ class App:
                 await closer()
 
 
-async def build_app(settings: Settings, *, clock: Clock | None = None,
-                    llm_transport: httpx.AsyncBaseTransport | None = None) -> App:
+async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     clock = clock or LoopClock()
     closers: list[Any] = []
     tg = settings.telegram
@@ -109,13 +108,11 @@ async def build_app(settings: Settings, *, clock: Clock | None = None,
     session.middleware(KeepResponseTypes())
 
     llm_cfg = settings.llm
-    # One connection per answer streaming: httpx's default pool of 100 would make the 101st
-    # concurrent answer wait for a slot and fail on the connect timeout. (The default
-    # transport, AiohttpTransport, sets no cap of its own; see bot/llm/wire.py for why.)
+    # The transport holds one connection per answer streaming, with no cap: a pool of 100
+    # (httpx's default) would make the 101st concurrent answer fail on the connect timeout.
     http = httpx.AsyncClient(
-        transport=llm_transport or AiohttpTransport(),
+        transport=AiohttpTransport(),
         timeout=httpx.Timeout(llm_cfg.llm_idle_timeout, connect=llm_cfg.llm_connect_timeout),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
     )
     closers.append(http.aclose)
     llm = MeteredLLMClient(

@@ -136,20 +136,14 @@ class LLMClient:
         # httpx-sse's own decoders, driven from one generator rather than through
         # `EventSource.aiter_sse()`: that one stacks two more async generators per line and
         # per event, a third of the CPU per token once the network reads are batched (wire.py).
-        lines, sses = SSELineDecoder(), SSEDecoder()
+        sses = SSEDecoder()
         with self._translated(self._idle_timeout):
-            # An async generator, typed by httpx as a plain iterator: closed here, at once.
-            texts = cast(AsyncGenerator[str, None], source.response.aiter_text())
-            async with aclosing(texts):
-                async for text in texts:
-                    for event in self._decoded(lines.decode(text), sses):
+            async with aclosing(_line_batches(source.response)) as batches:
+                async for lines in batches:
+                    for event in self._decoded(lines, sses):
                         if event is None:
                             return
                         yield event
-                for event in self._decoded(lines.flush(), sses):
-                    if event is None:
-                        return
-                    yield event
 
     def _decoded(self, lines: Iterable[str], sses: SSEDecoder) -> Iterator[LLMEvent | None]:
         """The events of complete lines; None for `[DONE]`, the end of the answer."""
@@ -225,3 +219,14 @@ class LLMClient:
 
     def _translated(self, read: float) -> ContextManager[None]:
         return errors.translated(connect_timeout=self._connect_timeout, read_timeout=read)
+
+
+async def _line_batches(response: httpx.Response) -> AsyncGenerator[list[str], None]:
+    """The complete lines of each network read (one read may carry many events)."""
+    lines = SSELineDecoder()
+    # An async generator, typed by httpx as a plain iterator: closed here, at once.
+    texts = cast(AsyncGenerator[str, None], response.aiter_text())
+    async with aclosing(texts):
+        async for text in texts:
+            yield lines.decode(text)
+    yield lines.flush()

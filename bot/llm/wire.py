@@ -64,23 +64,22 @@ class _Body(httpx.AsyncByteStream):
         content = self._response.content
         while True:
             if self._pace is not None and not content.is_eof():
-                await self._paced()
+                await self._paced(self._pace)
             with _as_httpx_errors(self._request):
                 data = await content.readany()
             if not data:
                 return
             yield data
 
-    async def _paced(self) -> None:
-        assert self._pace is not None
+    async def _paced(self, pace: Pace) -> None:
         connection = self._response.connection
         transport = connection.transport if connection is not None else None
         if transport is None or transport.is_closing():
-            await self._pace()
+            await pace()
             return
         transport.pause_reading()
         try:
-            await self._pace()
+            await pace()
         finally:
             if not transport.is_closing():
                 transport.resume_reading()

@@ -204,3 +204,29 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
     assert transport._proxy(httpx.URL("http://llm.local/v1")) is None  # no HTTP_PROXY set
     monkeypatch.setenv("HTTP_PROXY", "http://other:1")
     assert transport._proxy(httpx.URL("https://api.openai.com/v1")) == "http://proxy.local:3128"
+
+
+async def test_no_connection_cap_a_hundred_and_twenty_answers_stream_at_once(
+    http: httpx.AsyncClient,
+) -> None:
+    """httpx's default pool (100) made the 101st concurrent answer wait and time out."""
+    answers = 120
+    async with FakeLLM() as llm:
+        llm.stall_after(1, count=answers)  # each stream sends one delta, then holds on
+        client = LLMClient(http, llm.base_url, None)
+        all_started = asyncio.Event()
+        started = 0
+
+        async def one() -> None:
+            nonlocal started
+            async with client.stream(REQUEST) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        break
+                started += 1
+                if started == answers:
+                    all_started.set()
+                await all_started.wait()  # every stream is open at this moment
+
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(answers))), 10)
+        assert started == answers
