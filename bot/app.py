@@ -32,9 +32,10 @@ from bot.storage import Store, open_store
 from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
+from bot.transport.limits import Limits
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
-from bot.transport.scheduler import Limits, OutboundScheduler
+from bot.transport.scheduler import OutboundScheduler
 
 log = structlog.get_logger(__name__)
 

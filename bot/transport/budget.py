@@ -10,7 +10,8 @@ from aiogram.client.session.middlewares.base import (
 )
 from aiogram.methods.base import TelegramType
 
-from .scheduler import GRANTED, CallKind, OutboundScheduler
+from .limits import CallKind
+from .scheduler import GRANTED, OutboundScheduler
 
 if TYPE_CHECKING:
     from aiogram import Bot

@@ -21,7 +21,8 @@ from aiogram.types import InlineKeyboardMarkup, MessageEntity, ReplyParameters
 from bot.clock import Clock
 from bot.render import Rendered
 
-from .scheduler import CallKind, OutboundScheduler, Priority
+from .limits import CallKind
+from .scheduler import OutboundScheduler, Priority
 from .target import ChatTarget
 
 log = structlog.get_logger(__name__)

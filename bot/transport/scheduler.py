@@ -29,8 +29,7 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from typing import TypeVar
 
 import structlog
@@ -38,17 +37,13 @@ from aiogram.exceptions import TelegramRetryAfter
 
 from bot.clock import Clock
 
-from .ratelimit import EPSILON, Limiter, SlidingWindow, TokenBucket
+from .limits import CallKind, ChatBudget, Limits
+from .ratelimit import EPSILON, SlidingWindow
 from .turns import Turns
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-# Interim frames that may go out back to back before pacing sets in: for drafts the
-# "Thinking…" placeholder and the first second of text at the manager's fastest cadence; for
-# edits the first message and the first edit.
-DRAFT_BURST = 5
-EDIT_BURST = 2
 # 429s from this many different chats within GLOBAL_FLOOD_WINDOW seconds mean the bot as a whole
 # is flooding (our per-chat accounting keeps single chats within their limits).
 GLOBAL_FLOOD_CHATS = 3
@@ -63,49 +58,12 @@ class Priority(IntEnum):
     INTERIM = 1
 
 
-class CallKind(StrEnum):
-    MESSAGE = "message"  # sendMessage, editMessageText, deleteMessage: per-chat and global budget
-    DRAFT = "draft"  # sendMessageDraft, sendChatAction: reported to share their own per-chat budget
-
-
 class FrameDropped(Exception):
     """An interim frame was not sent; a newer frame may go out `retry_in` seconds from now."""
 
     def __init__(self, retry_in: float) -> None:
         super().__init__(f"interim frame not sent; retry in {retry_in:.2f}s")
         self.retry_in = retry_in
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Mirrors `bot.config.LimitSettings`."""
-
-    chat_per_second: float = 1.0
-    chat_burst: int = 3
-    group_per_minute: int = 20
-    draft_per_5s: int = 20
-    draft_per_30s: int = 40
-    # Telegram's "about 30 messages per second" for the whole bot. Drafts and chat actions are
-    # not messages and are limited per chat only (as far as anyone has reported).
-    global_per_second: float = 30.0
-
-
-
-
-@dataclass(eq=False)
-class _Chat:
-    limiters: dict[CallKind, list[Limiter]]
-    pacers: dict[CallKind, TokenBucket]
-    turns: Turns = field(default_factory=Turns)
-    paused_until: float = 0.0
-
-    def idle(self, now: float) -> bool:
-        return (
-            self.turns.free
-            and self.paused_until <= now
-            and all(lim.idle(now) for lims in self.limiters.values() for lim in lims)
-            and all(p.idle(now) for p in self.pacers.values())
-        )
 
 
 # Set while the scheduler runs a call, so BudgetMiddleware does not schedule it a second time.
@@ -116,7 +74,7 @@ class OutboundScheduler:
     def __init__(self, limits: Limits, clock: Clock) -> None:
         self._limits = limits
         self._clock = clock
-        self._chats: dict[int, _Chat] = {}
+        self._chats: dict[int, ChatBudget] = {}
         self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
         self._global_turns = Turns()
         self._global_changed = asyncio.Event()
@@ -133,23 +91,13 @@ class OutboundScheduler:
     def chat_count(self) -> int:
         return len(self._chats)
 
-    def _chat(self, chat_id: int, group: bool) -> _Chat:
+    def _chat(self, chat_id: int, group: bool) -> ChatBudget:
         now = self._clock.now()
         if now - self._last_sweep >= SWEEP_EVERY:
             self._sweep(now)
         chat = self._chats.get(chat_id)
         if chat is None:
-            lim = self._limits
-            message: list[Limiter] = [TokenBucket(lim.chat_per_second, lim.chat_burst, now)]
-            if group:
-                message.append(SlidingWindow(lim.group_per_minute, 60.0))
-            draft: list[Limiter] = [
-                SlidingWindow(lim.draft_per_5s, 5.0),
-                SlidingWindow(lim.draft_per_30s, 30.0),
-            ]
-            limiters = {CallKind.MESSAGE: message, CallKind.DRAFT: draft}
-            pacers = {kind: _pacer(lims, kind, now) for kind, lims in limiters.items()}
-            chat = self._chats[chat_id] = _Chat(limiters, pacers)
+            chat = self._chats[chat_id] = ChatBudget.new(self._limits, group=group, now=now)
         return chat
 
     def _sweep(self, now: float) -> None:
@@ -185,7 +133,7 @@ class OutboundScheduler:
         return await self._final(chat_id, chat, kind, send)
 
     async def _interim(
-        self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
+        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]]
     ) -> T:
         retry = self._interim_delay(chat, kind)
         if retry > 0:
@@ -207,7 +155,7 @@ class OutboundScheduler:
             chat.turns.release()
 
     async def _final(
-        self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
+        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]]
     ) -> T:
         chat.turns.evict(Priority.INTERIM, lambda: FrameDropped(self._after_finals(chat, kind)))
         seq = next(self._seq)
@@ -225,18 +173,15 @@ class OutboundScheduler:
             chat.turns.release()
 
     # -- waiting -----------------------------------------------------------------------------
-    def _interim_delay(self, chat: _Chat, kind: CallKind) -> float:
+    def _interim_delay(self, chat: ChatBudget, kind: CallKind) -> float:
         """0 if an interim frame may go now, else seconds until one might."""
         now = self._clock.now()
         paused = max(chat.paused_until, self._global_paused_until) - now
         if paused > EPSILON:
             return paused
-        # Leave one slot of each message limit to finals, so the final never waits for frames.
-        reserve = 1 if kind is CallKind.MESSAGE else 0
-        delay = max(chat.pacers[kind].delay(now),
-                    *(lim.delay(now, reserve) for lim in chat.limiters[kind]))
+        delay = chat.interim_delay(kind, now)
         if delay > EPSILON:
-            return max(MIN_RETRY, delay if delay < math.inf else 1 / chat.pacers[kind].rate)
+            return max(MIN_RETRY, delay if delay < math.inf else chat.frame_spacing(kind))
         if kind is CallKind.MESSAGE:
             wait = self._global.delay(now)
             if wait > EPSILON or self._global_turns.waiting:
@@ -251,15 +196,14 @@ class OutboundScheduler:
         self._next_global_slot = slot + spacing
         return max(MIN_RETRY, slot - now)
 
-    def _after_finals(self, chat: _Chat, kind: CallKind) -> float:
-        return max(MIN_RETRY, 1 / chat.pacers[kind].rate)
+    def _after_finals(self, chat: ChatBudget, kind: CallKind) -> float:
+        return max(MIN_RETRY, chat.frame_spacing(kind))
 
-    async def _wait_chat(self, chat: _Chat, kind: CallKind) -> None:
+    async def _wait_chat(self, chat: ChatBudget, kind: CallKind) -> None:
         # We hold the chat's turn: nothing else is in flight here, so every delay is finite.
         while True:
             now = self._clock.now()
-            delay = max(chat.paused_until - now, self._global_paused_until - now,
-                        *(lim.delay(now) for lim in chat.limiters[kind]))
+            delay = max(chat.final_delay(kind, now), self._global_paused_until - now)
             if delay <= EPSILON:
                 return
             await self._clock.sleep(delay)
@@ -283,15 +227,13 @@ class OutboundScheduler:
 
     # -- sending -----------------------------------------------------------------------------
     async def _send(
-        self, chat_id: int, chat: _Chat, kind: CallKind, send: Callable[[], Awaitable[T]]
+        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]]
     ) -> T:
         now = self._clock.now()
-        limiters = list(chat.limiters[kind])
+        limiters = list(chat.begin(kind, now))
         if kind is CallKind.MESSAGE:
+            self._global.begin(now)
             limiters.append(self._global)
-        for lim in limiters:
-            lim.begin(now)
-        chat.pacers[kind].take(now)
         granted = GRANTED.set(True)
         try:
             return await send()
@@ -306,7 +248,7 @@ class OutboundScheduler:
             if kind is CallKind.MESSAGE:
                 self._global_changed.set()
 
-    def _paused(self, chat_id: int, chat: _Chat, retry_after: float) -> None:
+    def _paused(self, chat_id: int, chat: ChatBudget, retry_after: float) -> None:
         now = self._clock.now()
         until = now + retry_after
         chat.paused_until = max(chat.paused_until, until)
@@ -321,19 +263,3 @@ class OutboundScheduler:
         log.warning("telegram.retry_after", chat_id=chat_id, retry_after=retry_after,
                     whole_bot=flood)
 
-
-def _pacer(limiters: list[Limiter], kind: CallKind, now: float) -> TokenBucket:
-    """Interim frames at the highest rate the limits sustain, after a short burst.
-
-    A burst must be paid back within each window, so a window of `count` per `period` leaves
-    interim frames (count - reserve - (burst - 1)) per period; then the window itself never
-    stops a stream mid-answer (frames stay evenly spaced instead of 20 fast ones and a pause).
-    """
-    burst = DRAFT_BURST if kind is CallKind.DRAFT else EDIT_BURST
-    reserve = 1 if kind is CallKind.MESSAGE else 0
-    rates = [
-        lim.sustained if isinstance(lim, TokenBucket)
-        else max(1, lim.count - reserve - (burst - 1)) / lim.period
-        for lim in limiters
-    ]
-    return TokenBucket(min(rates), burst, now)

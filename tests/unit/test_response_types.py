@@ -1,4 +1,4 @@
-"""aiogram's per-call `Response[T]` classes survive garbage collection once the bot has used them."""
+"""aiogram's per-call `Response[T]` classes outlive garbage collection once the bot used them."""
 
 from __future__ import annotations
 

@@ -23,16 +23,10 @@ from bot.render import MarkdownStream
 from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
+from bot.transport.limits import CallKind, Limits
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
-from bot.transport.scheduler import (
-    SWEEP_EVERY,
-    CallKind,
-    FrameDropped,
-    Limits,
-    OutboundScheduler,
-    Priority,
-)
+from bot.transport.scheduler import SWEEP_EVERY, FrameDropped, OutboundScheduler, Priority
 from bot.transport.target import ChatTarget
 from tests.fakes.clock import FakeClock, settle
 from tests.fakes.session import RecordingSession

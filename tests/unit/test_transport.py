@@ -13,9 +13,10 @@ from aiogram import Bot
 from bot.render import MarkdownStream
 from bot.transport.answer import Mode, StreamOptions
 from bot.transport.fallback import DraftRefusals
+from bot.transport.limits import Limits
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
-from bot.transport.scheduler import Limits, OutboundScheduler
+from bot.transport.scheduler import OutboundScheduler
 from bot.transport.target import ChatTarget
 from tests.fakes.clock import FakeClock, settle
 from tests.fakes.session import RecordingSession

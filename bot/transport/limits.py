@@ -1,0 +1,104 @@
+"""Telegram's limits as one chat's budget: which limiters a call spends, and how fast interim
+frames may go. The scheduler (scheduler.py) decides who goes when; this module only counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .ratelimit import Limiter, SlidingWindow, TokenBucket
+from .turns import Turns
+
+# Interim frames that may go out back to back before pacing sets in: for drafts the
+# "Thinking…" placeholder and the first second of text at the manager's fastest cadence; for
+# edits the first message and the first edit.
+DRAFT_BURST = 5
+EDIT_BURST = 2
+
+
+class CallKind(StrEnum):
+    MESSAGE = "message"  # sendMessage, editMessageText, deleteMessage: per-chat and global budget
+    DRAFT = "draft"  # sendMessageDraft, sendChatAction: reported to share their own per-chat budget
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Mirrors `bot.config.LimitSettings`."""
+
+    chat_per_second: float = 1.0
+    chat_burst: int = 3
+    group_per_minute: int = 20
+    draft_per_5s: int = 20
+    draft_per_30s: int = 40
+    # Telegram's "about 30 messages per second" for the whole bot. Drafts and chat actions are
+    # not messages and are limited per chat only (as far as anyone has reported).
+    global_per_second: float = 30.0
+
+
+@dataclass(eq=False)
+class ChatBudget:
+    limiters: dict[CallKind, list[Limiter]]
+    pacers: dict[CallKind, TokenBucket]
+    turns: Turns = field(default_factory=Turns)
+    paused_until: float = 0.0
+
+    @classmethod
+    def new(cls, limits: Limits, *, group: bool, now: float) -> ChatBudget:
+        message: list[Limiter] = [TokenBucket(limits.chat_per_second, limits.chat_burst, now)]
+        if group:
+            message.append(SlidingWindow(limits.group_per_minute, 60.0))
+        draft: list[Limiter] = [
+            SlidingWindow(limits.draft_per_5s, 5.0),
+            SlidingWindow(limits.draft_per_30s, 30.0),
+        ]
+        limiters = {CallKind.MESSAGE: message, CallKind.DRAFT: draft}
+        return cls(limiters, {kind: _pacer(lims, kind, now) for kind, lims in limiters.items()})
+
+    def idle(self, now: float) -> bool:
+        return (
+            self.turns.free
+            and self.paused_until <= now
+            and all(lim.idle(now) for lims in self.limiters.values() for lim in lims)
+            and all(p.idle(now) for p in self.pacers.values())
+        )
+
+    def interim_delay(self, kind: CallKind, now: float) -> float:
+        """Seconds until the chat's own limits let an interim frame go (may be inf)."""
+        # Leave one slot of each message limit to finals, so the final never waits for frames.
+        reserve = 1 if kind is CallKind.MESSAGE else 0
+        return max(self.pacers[kind].delay(now),
+                   *(lim.delay(now, reserve) for lim in self.limiters[kind]))
+
+    def final_delay(self, kind: CallKind, now: float) -> float:
+        """Seconds until the chat's own limits let a final go (finite when nothing is in flight)."""
+        return max(self.paused_until - now, *(lim.delay(now) for lim in self.limiters[kind]))
+
+    def frame_spacing(self, kind: CallKind) -> float:
+        """The pace of interim frames: when to try again after being refused for unknown time."""
+        return 1 / self.pacers[kind].rate
+
+    def begin(self, kind: CallKind, now: float) -> list[Limiter]:
+        """Spend the budget of one call granted now; `end` the returned limiters when it is back."""
+        limiters = self.limiters[kind]
+        for lim in limiters:
+            lim.begin(now)
+        self.pacers[kind].take(now)
+        return limiters
+
+
+def _pacer(limiters: list[Limiter], kind: CallKind, now: float) -> TokenBucket:
+    """Interim frames at the highest rate the limits sustain, after a short burst.
+
+    A burst must be paid back within each window, so a window of `count` per `period` leaves
+    interim frames (count - reserve - (burst - 1)) per period; then the window itself never
+    stops a stream mid-answer (frames stay evenly spaced instead of 20 fast ones and a pause).
+    """
+    burst = DRAFT_BURST if kind is CallKind.DRAFT else EDIT_BURST
+    reserve = 1 if kind is CallKind.MESSAGE else 0
+    rates = [
+        lim.sustained if isinstance(lim, TokenBucket)
+        else max(1, lim.count - reserve - (burst - 1)) / lim.period
+        for lim in limiters
+    ]
+    return TokenBucket(min(rates), burst, now)
+
