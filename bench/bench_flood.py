@@ -130,6 +130,8 @@ async def main(only: list[int], plot_path: str | None, markdown: str | None,
                dump: str | None, policies: tuple[str, ...]) -> None:
     log = Path(tempfile.gettempdir()) / "bench_flood.log"
     log.write_bytes(b"")
+    if dump:
+        await asyncio.to_thread(Path(dump).mkdir, parents=True, exist_ok=True)
     print(f"# Flood benchmark ({os.cpu_count()} cores; children's stderr in {log})\n")
     out: list[str] = []
     results: dict[str, tuple[Figures, Figures]] = {}

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bench.flood.baseline import baseline_dispatcher
 from bench.flood.load import TOKEN
+from bot import heap
 from bot.app import build_app
 from bot.config import load_settings
 from bot.llm import AiohttpTransport, LLMClient
@@ -60,6 +62,29 @@ class RttMeter(BaseRequestMiddleware):
 
     def p50_ms(self) -> float:
         return statistics.median(self.samples) * 1000 if self.samples else 0.0
+
+
+class GcMeter:
+    """Time the cyclic garbage collector stops the loop, per generation (pauses are lag too)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self.worst = [0.0, 0.0, 0.0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        gen, took = info["generation"], time.perf_counter() - self._start
+        self.seconds[gen] += took
+        self.counts[gen] += 1
+        self.worst[gen] = max(self.worst[gen], took)
+
+    def report(self) -> dict[str, Any]:
+        return {"gc_s": [round(s, 3) for s in self.seconds], "gc_counts": self.counts,
+                "gc_worst_ms": [round(w * 1000, 1) for w in self.worst]}
 
 
 class LagMeter:
@@ -113,6 +138,19 @@ def start_spy() -> subprocess.Popen[bytes] | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+async def census(after: float, path: str) -> None:
+    """BENCH_CENSUS=path: which objects the collector tracks `after` seconds into the run (a gen2
+    collection walks all of them; gc.freeze() keeps only start-up's out of the walk)."""
+    await asyncio.sleep(after)
+    counts: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        counts[name] = counts.get(name, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:60]
+    report = {"tracked": sum(counts.values()), "frozen": gc.get_freeze_count(), "top": top}
+    await asyncio.to_thread(Path(path).write_text, json.dumps(report, indent=0))
+
+
 async def read_line() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -130,7 +168,9 @@ async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]
     )
     app = await build_app(settings)
     await app.prepare()
-    gc.freeze()  # as bot/runner.py does after start-up
+    heap.settle()  # as bot/runner.py does after start-up
+    if os.environ.get("BENCH_GC"):
+        gc.set_threshold(*map(int, os.environ["BENCH_GC"].split(",")))
     return app.bot, app.dispatcher, [app.close]
 
 
@@ -155,6 +195,8 @@ async def main(policy: str, telegram: str, llm: str) -> None:
         allowed_updates=dp.resolve_used_update_types()))
     emit({"ready": True})
     meter = LagMeter()
+    gcm = GcMeter()
+    keep: list[asyncio.Task[None]] = []
     cpu0 = 0.0
     spy = None
     while line := (await read_line()).strip():
@@ -162,15 +204,33 @@ async def main(policy: str, telegram: str, llm: str) -> None:
             spy = start_spy()
             cpu0 = time.process_time()
             meter.start()
+            gc.callbacks.append(gcm)
+            if os.environ.get("BENCH_GARBAGE"):
+                gc.set_debug(gc.DEBUG_SAVEALL)
+            if os.environ.get("BENCH_CENSUS"):
+                keep.append(asyncio.create_task(census(3.0, os.environ["BENCH_CENSUS"])))
             emit({"ok": True})
         elif line == "stop":
             lag = await meter.stop()
+            gc.callbacks.remove(gcm)
+            if os.environ.get("BENCH_GARBAGE"):  # what the collector had to free, by type
+                gc.collect()
+                tally: dict[str, int] = {}
+                for obj in gc.garbage:
+                    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+                    tally[name] = tally.get(name, 0) + 1
+                top = sorted(tally.items(), key=lambda kv: -kv[1])[:80]
+                report = {"objects": len(gc.garbage), "top": top}
+                await asyncio.to_thread(Path(os.environ["BENCH_GARBAGE"]).write_text,
+                                        json.dumps(report, indent=0))
+                gc.set_debug(0)
+                gc.garbage.clear()
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait, 30)
             usage = resource.getrusage(resource.RUSAGE_SELF)
             emit({"cpu_s": time.process_time() - cpu0, "peak_rss_mb": usage.ru_maxrss / 1024,
-                  "rtt_p50_ms": rtt.p50_ms(), **lag})
+                  "rtt_p50_ms": rtt.p50_ms(), **lag, **gcm.report()})
             break
     await dp.stop_polling()
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):

@@ -33,6 +33,8 @@ class Figures:
     lag_max_ms: float
     lag_p99_run_ms: float  # over the whole run, finals and idle tail included
     rtt_ms: float  # median Bot API round trip seen by the bot
+    gc_s: float  # CPU the cyclic garbage collector took, all generations
+    gc_worst_ms: float  # its longest single pause
 
     @property
     def usage(self) -> list[float]:
@@ -78,7 +80,8 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
         inside_window=run["inside_retry_window"], cpu_s=proc["cpu_s"],
         peak_rss_mb=proc["peak_rss_mb"], lag_p99_ms=pct(window, .99),
         lag_max_ms=max(window, default=float("nan")), lag_p99_run_ms=proc["lag_p99_ms"],
-        rtt_ms=proc.get("rtt_p50_ms", 0.0),
+        rtt_ms=proc.get("rtt_p50_ms", 0.0), gc_s=sum(proc.get("gc_s", [])),
+        gc_worst_ms=max(proc.get("gc_worst_ms", []), default=0.0),
     )
 
 
@@ -138,6 +141,9 @@ def rows(ours: Figures, base: Figures) -> list[tuple[str, str, str, str]]:
          ratio(ours.lag_p99_ms, base.lag_p99_ms)),
         ("event-loop lag max while streaming", ms(ours.lag_max_ms), ms(base.lag_max_ms),
          ratio(ours.lag_max_ms, base.lag_max_ms)),
+        ("garbage collector: CPU / longest pause",
+         f"{ours.gc_s:.1f} s / {ms(ours.gc_worst_ms)}",
+         f"{base.gc_s:.1f} s / {ms(base.gc_worst_ms)}", ""),
         ("Bot API round trip p50 (bot side)", ms(ours.rtt_ms), ms(base.rtt_ms), ""),
     ]
     return out

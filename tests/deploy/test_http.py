@@ -108,3 +108,20 @@ def test_listen_addresses(raw: str, parsed: tuple[str, int]) -> None:
 def test_bad_listen_addresses_name_the_setting(raw: str) -> None:
     with pytest.raises(ConfigError, match="HTTP_LISTEN is invalid"):
         parse_listen(raw, "HTTP_LISTEN")
+
+
+async def test_runner_settles_the_heap_once_started() -> None:
+    """Start-up's objects frozen out of the collector, young collections spaced (bot/heap.py)."""
+    import gc
+
+    from bot import heap
+
+    before = gc.get_threshold()
+    gc.unfreeze()
+    gc.set_threshold(700, *before[1:])
+    try:
+        async with FakeTelegram(token=TOKEN) as tg, FakeLLM() as llm, running(tg, llm):
+            assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, *before[1:])
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
