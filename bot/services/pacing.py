@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -24,11 +25,16 @@ class ReadPacing:
     two tokens); under load, a frame shows text up to one interval older and the final comes
     up to one interval later (1,000 answers: 0.5 s). The first token is never held: the read
     that brings it happens as soon as it arrives.
+
+    Each stream's reads keep a phase of their own, drawn when its text first shows: answers
+    that start together (a busy minute, a benchmark) would otherwise all be read in the same
+    instant, every interval, and each such wave stalls the event loop for all of them.
     """
 
     def __init__(self, clock: Clock, *, reads_per_second: float = READS_PER_SECOND,
-                 max_interval: float = MAX_INTERVAL) -> None:
+                 max_interval: float = MAX_INTERVAL, rng: random.Random | None = None) -> None:
         self._clock = clock
+        self._rng = rng or random.Random()
         self._reads_per_second = reads_per_second
         self._max_interval = max_interval
         self.streaming = 0
@@ -47,11 +53,16 @@ class ReadPacing:
     def pace(self, showing: Callable[[], bool]) -> Pace:
         """The wait before each read of one stream; `showing()` is True once text is shown."""
         last_read = self._clock.now()
+        phased = False
 
         async def wait() -> None:
-            nonlocal last_read
+            nonlocal last_read, phased
             if showing():
-                delay = last_read + self.interval() - self._clock.now()
+                interval = self.interval()
+                if not phased:  # the first paced read: somewhere within one interval
+                    phased = True
+                    interval *= self._rng.random()
+                delay = last_read + interval - self._clock.now()
                 if delay > 0:
                     await self._clock.sleep(delay)
             last_read = self._clock.now()
