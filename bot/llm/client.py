@@ -2,7 +2,9 @@
 
 Decoding is two-stage, as in openai-python: httpx-sse turns bytes into events (it copes with
 chunks split mid-line, mid-character or between CR and LF), then each event's JSON becomes
-`LLMEvent`s (`events.events_from_chunk`).
+`LLMEvent`s (`events.events_from_chunk`). Text that arrives in one network read is handed on
+as one `TextDelta` (likewise reasoning): a paced read carries many tokens (wire.py), and the
+reader has no use for the boundaries between them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
+import orjson
 import structlog
 from httpx_sse import EventSource, aconnect_sse
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # not re-exported; pinned < 1
 
 from bot.llm import errors
-from bot.llm.events import LLMEvent, Usage, events_from_chunk, reasoning_text, usage_from
+from bot.llm.events import (
+    LLMEvent,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+    events_from_chunk,
+    reasoning_text,
+    usage_from,
+)
 from bot.llm.wire import PACE, Pace
 
 log = structlog.get_logger(__name__)
@@ -140,33 +151,59 @@ class LLMClient:
         with self._translated(self._idle_timeout):
             async with aclosing(_line_batches(source.response)) as batches:
                 async for lines in batches:
-                    for event in self._decoded(lines, sses):
-                        if event is None:
-                            return
+                    events, end = self._decoded(lines, sses)
+                    for event in events:
                         yield event
+                    if isinstance(end, Exception):
+                        raise end  # after the text that came before it
+                    if end:
+                        return
 
-    def _decoded(self, lines: Iterable[str], sses: SSEDecoder) -> Iterator[LLMEvent | None]:
-        """The events of complete lines; None for `[DONE]`, the end of the answer."""
+    def _decoded(
+        self, lines: Iterable[str], sses: SSEDecoder
+    ) -> tuple[list[LLMEvent], bool | Exception]:
+        """The events of complete lines, adjacent text joined, and how the lines ended: True at
+        `[DONE]`, an LLMError for an error the server sent in the stream, else False."""
+        out: list[LLMEvent] = []
+        run: list[str] = []  # adjacent deltas of one kind, joined when the run ends
+        kind: type[TextDelta | ReasoningDelta] = TextDelta
+
+        def end_run() -> None:
+            if run:
+                out.append(kind("".join(run)))
+                run.clear()
+
         for line in lines:
             sse = sses.decode(line.rstrip("\n"))
             if sse is None:
                 continue
             data = sse.data.strip()
             if data == "[DONE]":
-                yield None
-                return
+                end_run()
+                return out, True
             if not data:
                 continue
             try:
-                chunk = json.loads(data)
-            except ValueError:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
                 chunk = None
             if sse.event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
-                raise errors.in_band_error(data if chunk is None else chunk, self._api_key)
+                end_run()
+                return out, errors.in_band_error(data if chunk is None else chunk, self._api_key)
             if not isinstance(chunk, dict):
                 log.warning("llm.chunk_malformed", data=errors.redact(data, self._api_key)[:200])
                 continue
-            yield from events_from_chunk(chunk)
+            for event in events_from_chunk(chunk):
+                if type(event) is TextDelta or type(event) is ReasoningDelta:
+                    if type(event) is not kind:
+                        end_run()
+                        kind = type(event)
+                    run.append(event.text)
+                else:
+                    end_run()
+                    out.append(event)
+        end_run()
+        return out, False
 
     async def _check_stream_response(self, response: httpx.Response) -> None:
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()

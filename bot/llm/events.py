@@ -7,7 +7,7 @@ for `n > 1`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,23 +64,30 @@ def usage_from(raw: Any) -> Usage | None:
     )
 
 
-def events_from_chunk(chunk: Mapping[str, Any]) -> Iterator[LLMEvent]:
+def events_from_chunk(chunk: Mapping[str, Any]) -> list[LLMEvent]:
     """Events carried by one decoded chunk, in the order a reader expects them."""
+    # Runs once per token (40,000 times a second for 1,000 answers): decoded JSON is made of
+    # plain dicts and lists, so exact type checks, and the commonest chunk (text, no reasoning,
+    # no finish, null usage) returns before the rarer fields are looked at.
+    out: list[LLMEvent] = []
     choices = chunk.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+    if type(choices) is list and choices and isinstance(choices[0], dict):
         choice = choices[0]
         delta = choice.get("delta")
-        if isinstance(delta, Mapping):
-            if reasoning := reasoning_text(delta):
-                yield ReasoningDelta(reasoning)
+        if isinstance(delta, dict):
+            if ("reasoning_content" in delta or "reasoning" in delta) and (
+                reasoning := reasoning_text(delta)
+            ):
+                out.append(ReasoningDelta(reasoning))
             content = delta.get("content")
-            if isinstance(content, str) and content:
-                yield TextDelta(content)
+            if type(content) is str and content:
+                out.append(TextDelta(content))
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
-            yield Finish(reason)
-    if (usage := usage_from(chunk.get("usage"))) is not None:
-        yield usage
+            out.append(Finish(reason))
+    if chunk.get("usage") is not None and (usage := usage_from(chunk["usage"])) is not None:
+        out.append(usage)
+    return out
 
 
 def _int_or_none(value: Any) -> int | None:
