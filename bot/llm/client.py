@@ -10,7 +10,7 @@ reader has no use for the boundaries between them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
