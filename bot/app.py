@@ -33,6 +33,7 @@ from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
 from bot.transport.limits import Limits
+from bot.transport.load import LoopLoad
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import OutboundScheduler
@@ -126,11 +127,16 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     closers.append(store.close)
 
     lim = settings.limits
+    load = None
+    if settings.stream.stream_max_loop_lag_ms:
+        load = LoopLoad(clock, target=settings.stream.stream_max_loop_lag_ms / 1000)
+        load.start()
+        closers.append(load.stop)
     scheduler = OutboundScheduler(Limits(
         chat_per_second=lim.limit_chat_per_second, chat_burst=lim.limit_chat_burst,
         group_per_minute=lim.limit_group_per_minute, draft_per_5s=lim.limit_draft_per_5s,
         draft_per_30s=lim.limit_draft_per_30s, global_per_second=lim.limit_global_per_second,
-    ), clock)
+    ), clock, load)
     # Replies sent straight from handlers (notes, command answers) spend the same chat budget.
     session.middleware(BudgetMiddleware(scheduler))
     st = settings.stream

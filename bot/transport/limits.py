@@ -77,12 +77,13 @@ class ChatBudget:
         """The pace of interim frames: when to try again after being refused for unknown time."""
         return 1 / self.pacers[kind].rate
 
-    def begin(self, kind: CallKind, now: float) -> list[Limiter]:
-        """Spend the budget of one call granted now; `end` the returned limiters when it is back."""
+    def begin(self, kind: CallKind, now: float, pace_cost: float = 1.0) -> list[Limiter]:
+        """Spend the budget of one call granted now; `end` the returned limiters when it is back.
+        `pace_cost` > 1 spaces the interim frames after this one that much further apart."""
         limiters = self.limiters[kind]
         for lim in limiters:
             lim.begin(now)
-        self.pacers[kind].take(now)
+        self.pacers[kind].take(now, pace_cost)
         return limiters
 
 

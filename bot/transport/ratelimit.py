@@ -38,9 +38,9 @@ class TokenBucket:
         self.inflight -= 1
         self.take(now)
 
-    def take(self, now: float) -> None:
+    def take(self, now: float, cost: float = 1.0) -> None:
         self._refill(now)
-        self.tokens -= 1
+        self.tokens -= cost
 
     def idle(self, now: float) -> bool:
         self._refill(now)

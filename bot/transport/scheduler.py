@@ -20,6 +20,8 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
   chat: a long window never blocks other chats, nor shutdown.
 - Chats whose limiters are full again and that have nothing pending are forgotten, so memory
   follows the chats that are active, not every chat ever seen.
+- When the event loop falls behind (too many answers for one process), interim frames are
+  spaced further apart, by the share `load.LoopLoad` grants; finals are not.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aiogram.exceptions import TelegramRetryAfter
 from bot.clock import Clock
 
 from .limits import CallKind, ChatBudget, Limits
+from .load import LoopLoad
 from .ratelimit import EPSILON, SlidingWindow
 from .turns import Turns
 
@@ -71,9 +74,10 @@ GRANTED: ContextVar[bool] = ContextVar("outbound_granted", default=False)
 
 
 class OutboundScheduler:
-    def __init__(self, limits: Limits, clock: Clock) -> None:
+    def __init__(self, limits: Limits, clock: Clock, load: LoopLoad | None = None) -> None:
         self._limits = limits
         self._clock = clock
+        self._load = load
         self._chats: dict[int, ChatBudget] = {}
         self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
         self._global_turns = Turns()
@@ -147,8 +151,9 @@ class OutboundScheduler:
             retry = self._interim_delay(chat, kind)
             if retry > 0:
                 raise FrameDropped(retry)
+            share = self._load.share if self._load is not None else 1.0
             try:
-                return await self._send(chat_id, chat, kind, send)
+                return await self._send(chat_id, chat, kind, send, pace_cost=1 / share)
             except TelegramRetryAfter as exc:
                 raise FrameDropped(float(exc.retry_after)) from exc
         finally:
@@ -227,10 +232,11 @@ class OutboundScheduler:
 
     # -- sending -----------------------------------------------------------------------------
     async def _send(
-        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]]
+        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]],
+        pace_cost: float = 1.0,
     ) -> T:
         now = self._clock.now()
-        limiters = list(chat.begin(kind, now))
+        limiters = list(chat.begin(kind, now, pace_cost))
         if kind is CallKind.MESSAGE:
             self._global.begin(now)
             limiters.append(self._global)

@@ -1,0 +1,71 @@
+"""How far behind the event loop runs, and how much of the interim-frame pace it can afford.
+
+Every answer, its model stream and its frames share one event loop. Past what one process can
+carry (about 1,000 answers streaming at once on one core), work piles up, and every callback
+runs late: a new message waits to be read, a final waits to be sent, a webhook times out. The
+only work that can give way is interim frames: they cost a Bot API call each, and the next one
+carries all their text anyway.
+
+`LoopLoad` watches how late a short timer fires and keeps `share`: the part of each chat's
+interim-frame pace the scheduler grants now. It falls by a third whenever the loop is late by
+more than `target`, and climbs back by a tenth of the full pace per quiet tick (full pace again
+within half a second of quiet): the loop stays responsive and frames come back as soon as it
+has room. Finals, model streams and new messages are never held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from bot.clock import Clock
+
+log = structlog.get_logger(__name__)
+
+TICK = 0.05
+TARGET = 0.05
+MIN_SHARE = 0.1
+DECREASE = 2 / 3
+INCREASE = 0.1
+
+
+class LoopLoad:
+    def __init__(self, clock: Clock, *, tick: float = TICK, target: float = TARGET) -> None:
+        self._clock = clock
+        self._tick = tick
+        self._target = target
+        self._task: asyncio.Task[None] | None = None
+        self.share = 1.0
+        self.late = 0.0  # how late the last tick fired, seconds
+
+    def observe(self, late: float) -> None:
+        """One tick that fired `late` seconds after it was due."""
+        self.late = late
+        was = self.share
+        if late > self._target:
+            self.share = max(MIN_SHARE, self.share * DECREASE)
+        else:
+            self.share = min(1.0, self.share + INCREASE)
+        if was == 1.0 and self.share < 1.0:
+            log.info("loop.busy", late_ms=round(late * 1000), frame_share=round(self.share, 2))
+        elif was < 1.0 and self.share == 1.0:
+            log.info("loop.calm")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._watch(), name="loop-load")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _watch(self) -> None:
+        while True:
+            due = self._clock.now() + self._tick
+            await self._clock.sleep(self._tick)
+            self.observe(max(0.0, self._clock.now() - due))

@@ -1,0 +1,85 @@
+"""The event loop's load: interim frames give way while it runs late, and come back after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from bot.transport.limits import CallKind, Limits
+from bot.transport.load import MIN_SHARE, LoopLoad
+from bot.transport.scheduler import FrameDropped, OutboundScheduler, Priority
+from tests.fakes.clock import FakeClock, settle
+
+
+def test_late_ticks_cut_the_share_quiet_ticks_restore_it() -> None:
+    load = LoopLoad(FakeClock(), target=0.05)
+    load.observe(0.04)
+    assert load.share == 1.0  # within the target
+    load.observe(0.2)
+    assert round(load.share, 3) == 0.667
+    for _ in range(10):
+        load.observe(0.3)
+    assert load.share == MIN_SHARE  # never nothing: a frame still shows progress now and then
+    shares = []
+    for _ in range(9):
+        load.observe(0.0)
+        shares.append(round(load.share, 2))
+    assert shares == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
+async def test_the_watch_measures_how_late_its_tick_fires() -> None:
+    clock = FakeClock()
+    load = LoopLoad(clock, tick=0.05, target=0.05)
+    load.start()
+    await settle()
+    await clock.advance(0.05)  # on time
+    assert load.late == 0.0 and load.share == 1.0
+    due = clock.now() + 0.05
+    clock._now = due + 0.2  # the loop was busy elsewhere for 200 ms past the tick
+    await clock.advance(0)
+    assert abs(load.late - 0.2) < 1e-9 and load.share < 1.0
+    await load.stop()
+
+
+async def frames_sent(load: LoopLoad | None, seconds: float) -> int:
+    """A draft offered every 50 ms for `seconds`: how many the scheduler lets go."""
+    clock = FakeClock()
+    sched = OutboundScheduler(Limits(), clock, load)
+    sent = 0
+
+    async def send() -> None:
+        nonlocal sent
+        sent += 1
+
+    for _ in range(round(seconds / 0.05)):
+        with contextlib.suppress(FrameDropped):
+            await sched.call(7, send, kind=CallKind.DRAFT, priority=Priority.INTERIM)
+        await clock.advance(0.05)
+    return sent
+
+
+async def test_while_the_loop_is_late_interim_frames_are_spaced_by_the_share() -> None:
+    calm = await frames_sent(None, 60)
+    busy = LoopLoad(FakeClock())
+    busy.share = 0.25
+    loaded = await frames_sent(busy, 60)
+    # Calm: 5 frames of burst, then the drafts' pace of 1.2/s. Busy: each frame costs four,
+    # the burst included: a quarter of that pace, 0.3/s.
+    assert calm >= 5 + 1.2 * 55
+    assert 0.3 * 60 - 1 <= loaded <= 0.3 * 60 + 2
+
+
+async def test_finals_are_not_held_back_by_the_load() -> None:
+    clock = FakeClock()
+    busy = LoopLoad(clock)
+    busy.share = MIN_SHARE
+    sched = OutboundScheduler(Limits(), clock, busy)
+    done = []
+
+    async def send() -> None:
+        done.append(clock.now())
+
+    start = clock.now()
+    await asyncio.wait_for(sched.call(7, send, kind=CallKind.DRAFT), 1)
+    await asyncio.wait_for(sched.call(7, send, kind=CallKind.DRAFT), 1)
+    assert done == [start, start]
