@@ -133,8 +133,9 @@ def start_spy() -> subprocess.Popen[bytes] | None:
     path = os.environ.get("BENCH_SPY")
     if not path:
         return None
+    form = os.environ.get("BENCH_SPY_FORMAT", "raw")  # speedscope keeps the samples' order
     return subprocess.Popen(["py-spy", "record", "-p", str(os.getpid()), "-o", path,
-                             "-f", "raw", "-r", "250", "--nonblocking"],
+                             "-f", form, "-r", "250", "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import structlog
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, User
 
 from bot.services.chat import ChatService, Prompt
 from bot.services.gate import ConversationBusy
 
+from . import filters
 from .addressing import author_name, is_reply_to_bot, strip_mentions
 from .context import key_of, target_of
 
@@ -67,15 +68,12 @@ async def group_other(message: Message, me: User) -> None:
         await message.answer(NOT_TEXT)
 
 
-GROUPS = F.chat.type.in_({"group", "supergroup"})
-
-
 def make_router() -> Router:
     # A fresh Router per Dispatcher: a router can belong to one parent only.
     router = Router(name=__name__)
-    router.message.register(private_text, F.chat.type == "private", F.text)
-    router.message.register(private_other, F.chat.type == "private")
-    router.message.register(group_ask, Command("ask", ignore_mention=False), GROUPS)
-    router.message.register(group_text, GROUPS, F.text)
-    router.message.register(group_other, GROUPS)
+    router.message.register(private_text, filters.private, filters.has_text)
+    router.message.register(private_other, filters.private)
+    router.message.register(group_ask, Command("ask", ignore_mention=False), filters.group)
+    router.message.register(group_text, filters.group, filters.has_text)
+    router.message.register(group_other, filters.group)
     return router

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import structlog
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.llm import LLMClient, LLMError
 from bot.storage import ConversationKey, ConversationSettings, Store
 
+from . import filters
 from .context import key_of
 
 log = structlog.get_logger(__name__)
@@ -91,5 +92,5 @@ async def model_button(
 def make_router() -> Router:
     router = Router(name=__name__)
     router.message.register(model_command, Command("model"))
-    router.callback_query.register(model_button, F.data.startswith("model:"))
+    router.callback_query.register(model_button, filters.button("model:"))
     return router

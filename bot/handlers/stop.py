@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, MessageGenerationStopped
 
 from bot.services.chat import ChatService
 from bot.storage import ConversationKey
+
+from . import filters
 
 
 async def draft_stopped(event: MessageGenerationStopped, chat: ChatService) -> None:
@@ -30,5 +32,5 @@ async def stop_button(query: CallbackQuery, chat: ChatService) -> None:
 def make_router() -> Router:
     router = Router(name=__name__)
     router.stopped_message_generation.register(draft_stopped)
-    router.callback_query.register(stop_button, F.data.startswith("stop:"))
+    router.callback_query.register(stop_button, filters.button("stop:"))
     return router
