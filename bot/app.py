@@ -22,6 +22,7 @@ from bot.handlers import commands, errors, models, stop
 from bot.llm import AiohttpTransport
 from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
+from bot.middlewares.admission import Admission
 from bot.middlewares.dedupe import DedupeMiddleware
 from bot.middlewares.logcontext import LogContextMiddleware
 from bot.middlewares.response_types import KeepResponseTypes
@@ -168,6 +169,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
                     group_mode=settings.access.group_mode)
     dp.update.outer_middleware(metrics.update_middleware)
     metrics.watch_active(lambda: chat.active_count)
+    dp.update.outer_middleware(Admission())
     dp.update.outer_middleware(LogContextMiddleware())
     dp.update.outer_middleware(DedupeMiddleware(store))
     acc = settings.access

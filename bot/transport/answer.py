@@ -131,8 +131,9 @@ class AnswerStream:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        if self.mode is Mode.DRAFT:
-            # Empty text shows Telegram's "Thinking…" placeholder until the first token.
+        if self.mode is Mode.DRAFT and not self._out.busy:
+            # Empty text shows Telegram's "Thinking…" placeholder until the first token. Not
+            # while the loop is busy: then the answer's first text is its first frame.
             await self._frame_guarded(self._draft(None))
         if self.unavailable:
             return
@@ -311,7 +312,8 @@ class AnswerStream:
         # stale preview again.
         try:
             await self._out.draft(self.target, self._draft_base + self._sealed, live,
-                                  can_stop=self._opt.can_stop, on_send=self._in_flight)
+                                  can_stop=self._opt.can_stop, on_send=self._in_flight,
+                                  shed=self._shown)
         finally:
             self._sending = False
         if live is not None:
@@ -325,13 +327,13 @@ class AnswerStream:
             if self._message_id is None:
                 self._message_id = await self._out.send(
                     self.target, shown, priority=Priority.INTERIM, markup=self._stop_markup,
-                    reply=self._sealed == 0, on_send=self._in_flight,
+                    reply=self._sealed == 0, on_send=self._in_flight, shed=self._shown,
                 )
             else:
                 try:
                     await self._out.edit(self.target, self._message_id, shown,
                                          priority=Priority.INTERIM, markup=self._stop_markup,
-                                         on_send=self._in_flight)
+                                         on_send=self._in_flight, shed=self._shown)
                 except MessageGone as exc:
                     self._message_id = None
                     self._messages_gone += 1
@@ -343,6 +345,11 @@ class AnswerStream:
         finally:
             self._sending = False
         self._mark_sent(live.text)
+
+    @property
+    def _shown(self) -> bool:
+        """Some of the answer's text is on screen: later frames may give way to a busy loop."""
+        return self.result.frames > 0
 
     def _in_flight(self) -> None:
         # Set once the budget is granted and the HTTP call starts: from here on the pump must

@@ -7,8 +7,8 @@ only work that can give way is interim frames: they cost a Bot API call each, an
 carries all their text anyway.
 
 `LoopLoad` watches how late a short timer fires and keeps `share`: the part of each chat's
-interim-frame pace the scheduler grants now. It falls by a third whenever the loop is late by
-more than `target`, and climbs back by a tenth of the full pace per quiet tick (full pace again
+interim-frame pace the scheduler grants now. It falls by a third (to a fifth at least) whenever
+the loop is late by more than `target`, and climbs back by a tenth of the full pace per quiet tick (full pace again
 within half a second of quiet): the loop stays responsive and frames come back as soon as it
 has room. Finals, model streams and new messages are never held back.
 """
@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 TICK = 0.05
 TARGET = 0.05
-MIN_SHARE = 0.1
+MIN_SHARE = 0.2
 DECREASE = 2 / 3
 INCREASE = 0.1
 

@@ -58,16 +58,21 @@ class Outbound:
         self._scheduler = scheduler
         self._clock = clock
 
+    @property
+    def busy(self) -> bool:
+        return self._scheduler.busy
+
     async def _call(
         self, target: ChatTarget, kind: CallKind, priority: Priority,
-        send: Callable[[], Awaitable[T]],
+        send: Callable[[], Awaitable[T]], *, shed: bool = True,
     ) -> T:
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._scheduler.call(
-                    target.chat_id, send, kind=kind, priority=priority, group=target.group
+                    target.chat_id, send, kind=kind, priority=priority, group=target.group,
+                    shed=shed,
                 )
             except TelegramForbiddenError as exc:
                 raise ChatUnavailable(exc.message) from exc
@@ -92,7 +97,7 @@ class Outbound:
 
     async def draft(
         self, target: ChatTarget, draft_id: int, rendered: Rendered | None, *, can_stop: bool,
-        on_send: Callable[[], None] | None = None,
+        on_send: Callable[[], None] | None = None, shed: bool = True,
     ) -> None:
         async def attempt(r: Rendered | None) -> None:
             async def send() -> Any:
@@ -104,7 +109,7 @@ class Outbound:
                     text=r.text if r else "", entities=_entities(r) if r else None,
                     parse_mode=None, can_stop=can_stop or None,
                 )
-            await self._call(target, CallKind.DRAFT, Priority.INTERIM, send)
+            await self._call(target, CallKind.DRAFT, Priority.INTERIM, send, shed=shed)
 
         try:
             if rendered is None:
@@ -117,7 +122,7 @@ class Outbound:
     async def send(
         self, target: ChatTarget, rendered: Rendered, *, priority: Priority,
         markup: InlineKeyboardMarkup | None = None, reply: bool = False,
-        on_send: Callable[[], None] | None = None,
+        on_send: Callable[[], None] | None = None, shed: bool = True,
     ) -> int:
         reply_params = (
             ReplyParameters(message_id=target.reply_to, allow_sending_without_reply=True)
@@ -135,13 +140,14 @@ class Outbound:
                     link_preview_options=None,
                 )
                 return msg.message_id
-            return await self._call(target, CallKind.MESSAGE, priority, send)
+            return await self._call(target, CallKind.MESSAGE, priority, send, shed=shed)
 
         return await self._with_plain_fallback(rendered, attempt)
 
     async def edit(
         self, target: ChatTarget, message_id: int, rendered: Rendered, *, priority: Priority,
         markup: InlineKeyboardMarkup | None = None, on_send: Callable[[], None] | None = None,
+        shed: bool = True,
     ) -> None:
         async def attempt(r: Rendered) -> None:
             async def send() -> Any:
@@ -151,7 +157,7 @@ class Outbound:
                     chat_id=target.chat_id, message_id=message_id, text=r.text,
                     entities=_entities(r), parse_mode=None, reply_markup=markup,
                 )
-            await self._call(target, CallKind.MESSAGE, priority, send)
+            await self._call(target, CallKind.MESSAGE, priority, send, shed=shed)
 
         try:
             await self._with_plain_fallback(rendered, attempt)

@@ -92,6 +92,11 @@ class OutboundScheduler:
 
     # -- state -----------------------------------------------------------------------------
     @property
+    def busy(self) -> bool:
+        """The event loop runs late: interim frames are being spaced out (load.py)."""
+        return self._load is not None and self._load.share < 1.0
+
+    @property
     def chat_count(self) -> int:
         return len(self._chats)
 
@@ -125,19 +130,22 @@ class OutboundScheduler:
         kind: CallKind = CallKind.MESSAGE,
         priority: Priority = Priority.FINAL,
         group: bool = False,
+        shed: bool = True,
     ) -> T:
         """Run `send()` within the chat's budget.
 
         A final waits for its turn and is retried after each 429's window; an interim frame is
-        sent now or not at all (`FrameDropped`).
+        sent now or not at all (`FrameDropped`). `shed=False`: an interim frame that keeps its
+        full pace while the loop is busy (an answer's first text: how soon it shows matters most).
         """
         chat = self._chat(chat_id, group)
         if priority is Priority.INTERIM:
-            return await self._interim(chat_id, chat, kind, send)
+            return await self._interim(chat_id, chat, kind, send, shed)
         return await self._final(chat_id, chat, kind, send)
 
     async def _interim(
-        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]]
+        self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]],
+        shed: bool,
     ) -> T:
         retry = self._interim_delay(chat, kind)
         if retry > 0:
@@ -151,7 +159,7 @@ class OutboundScheduler:
             retry = self._interim_delay(chat, kind)
             if retry > 0:
                 raise FrameDropped(retry)
-            share = self._load.share if self._load is not None else 1.0
+            share = self._load.share if self._load is not None and shed else 1.0
             try:
                 return await self._send(chat_id, chat, kind, send, pace_cost=1 / share)
             except TelegramRetryAfter as exc:

@@ -21,10 +21,11 @@ def test_late_ticks_cut_the_share_quiet_ticks_restore_it() -> None:
         load.observe(0.3)
     assert load.share == MIN_SHARE  # never nothing: a frame still shows progress now and then
     shares = []
-    for _ in range(9):
+    while load.share < 1.0:
         load.observe(0.0)
         shares.append(round(load.share, 2))
-    assert shares == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert shares == [min(1.0, round(MIN_SHARE + 0.1 * n, 2)) for n in range(1, len(shares) + 1)]
+    assert len(shares) <= 9  # full pace within half a second of quiet
 
 
 async def test_the_watch_measures_how_late_its_tick_fires() -> None:
@@ -67,6 +68,30 @@ async def test_while_the_loop_is_late_interim_frames_are_spaced_by_the_share() -
     # the burst included: a quarter of that pace, 0.3/s.
     assert calm >= 5 + 1.2 * 55
     assert 0.3 * 60 - 1 <= loaded <= 0.3 * 60 + 2
+
+
+async def test_an_answers_first_text_keeps_its_pace_while_later_frames_give_way() -> None:
+    clock = FakeClock()
+    busy = LoopLoad(clock)
+    busy.share = MIN_SHARE
+    sched = OutboundScheduler(Limits(), clock, busy)
+    sent = []
+
+    async def send() -> None:
+        sent.append(clock.now())
+
+    async def frame(shed: bool) -> bool:
+        try:
+            await sched.call(7, send, kind=CallKind.DRAFT, priority=Priority.INTERIM, shed=shed)
+        except FrameDropped:
+            return False
+        return True
+
+    # The "Thinking…" placeholder and the first text: at once, at their usual cost (1 of 5).
+    assert await frame(shed=False) and await frame(shed=False)
+    assert await frame(shed=True)  # the third still fits the burst, but costs five
+    assert not await frame(shed=True)  # and leaves nothing for a fourth
+    assert len(sent) == 3
 
 
 async def test_finals_are_not_held_back_by_the_load() -> None:

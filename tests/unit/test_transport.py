@@ -14,6 +14,7 @@ from bot.render import MarkdownStream
 from bot.transport.answer import Mode, StreamOptions
 from bot.transport.fallback import DraftRefusals
 from bot.transport.limits import Limits
+from bot.transport.load import LoopLoad
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import OutboundScheduler
@@ -37,11 +38,12 @@ class Rig:
         return self.manager.open(target, MarkdownStream(limit=limit))
 
 
-def make_rig(transport: str = "auto", **opts: object) -> tuple[Rig, Bot]:
+def make_rig(transport: str = "auto", load: LoopLoad | None = None,
+             **opts: object) -> tuple[Rig, Bot]:
     clock = FakeClock()
     session = RecordingSession(clock.now)
     bot = Bot(TOKEN, session=session)
-    scheduler = OutboundScheduler(Limits(), clock)
+    scheduler = OutboundScheduler(Limits(), clock, load)
     refusals = DraftRefusals(clock, ttl=3600)
     manager = StreamManager(Outbound(bot, scheduler, clock), clock, refusals, transport,
                             StreamOptions(**opts))  # type: ignore[arg-type]
@@ -53,6 +55,30 @@ async def rig() -> AsyncIterator[Rig]:
     r, bot = make_rig()
     yield r
     await bot.session.close()
+
+
+async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_fewer_frames(
+) -> None:
+    load = LoopLoad(FakeClock())
+    load.share = 0.25
+    rig, bot = make_rig(load=load)
+    stream = rig.open(DM)
+    await stream.start()
+    await rig.clock.advance(0.3)
+    assert rig.session.of("sendMessageDraft") == []  # no "Thinking…" while the loop is busy
+    stream.push("First words")
+    await settle()
+    assert [c.params.get("text") for c in rig.session.of("sendMessageDraft")] == ["First words"]
+    for n in range(100):  # 10 s of text, a word every 100 ms
+        stream.push(f" w{n}")
+        await rig.clock.advance(0.1)
+    drafts = len(rig.session.of("sendMessageDraft"))
+    await stream.finish()
+    await bot.session.close()
+    # Calm, this chat would get ~1.2 drafts a second (test_scheduler); at a quarter, ~3 in 10 s
+    # after the first (which, unshed, left the burst's other four tokens).
+    assert 3 <= drafts <= 1 + 4 / 4 + 0.3 * 10 + 1
+    assert rig.session.names()[-1] == "sendMessage"
 
 
 async def test_draft_path_grows_then_one_final_message(rig: Rig) -> None:
