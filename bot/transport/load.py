@@ -8,9 +8,10 @@ carries all their text anyway.
 
 `LoopLoad` watches how late a short timer fires and keeps `share`: the part of each chat's
 interim-frame pace the scheduler grants now. It falls by a third (to a fifth at least) whenever
-the loop is late by more than `target`, and climbs back by a tenth of the full pace per quiet tick (full pace again
-within half a second of quiet): the loop stays responsive and frames come back as soon as it
-has room. Finals, model streams and new messages are never held back.
+the loop is late by more than `target`, and climbs back by a tenth of the full pace per quiet
+tick (full pace again within half a second of quiet): the loop stays responsive and frames come
+back as soon as it has room. Finals, model streams and new messages are never held back, nor is
+an answer's first text.
 """
 
 from __future__ import annotations
