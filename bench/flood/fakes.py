@@ -53,6 +53,8 @@ class ChatLog:
     token_chars: list[int] = field(default_factory=list)  # cumulative, for the plot
     calls: list[list[Any]] = field(default_factory=list)  # [at, method, ok, code, visible, inside]
     final_at: float | None = None
+    asked_at: float | None = None  # the question was queued for getUpdates
+    llm_at: float | None = None  # the bot asked the model
 
 
 class BenchTelegram(FakeTelegram):
@@ -108,6 +110,8 @@ class BenchLLM(FakeLLM):
             return [Text("?")]
         chat_id, tokens = asked
         _stream_chat.set(chat_id)
+        if (log := self.logs.get(chat_id)) is not None and log.llm_at is None:
+            log.llm_at = asyncio.get_running_loop().time()
         return [Text(t) for t in answer_tokens_cached(chat_id, tokens)]
 
     async def _pace(self, sent: int) -> None:
@@ -148,6 +152,8 @@ def report(logs: dict[int, ChatLog], tg: BenchTelegram, plot_chat: int | None) -
             "calls": log.calls,
             "final_at": log.final_at,
             "final_chars": len(log.expected),
+            "asked_at": log.asked_at,
+            "llm_at": log.llm_at,
         }
         if chat_id == plot_chat:
             chats[str(chat_id)]["token_curve"] = [
@@ -182,6 +188,7 @@ async def main() -> None:
                                                  final_text(chat.chat_id, tokens))
                 tg.pending = len(chats)
                 for chat in chats:
+                    logs[chat.chat_id].asked_at = asyncio.get_running_loop().time()
                     if chat.group:
                         tg.group_text(chat.chat_id, chat.user_id, question(chat, tokens))
                     else:

@@ -21,6 +21,8 @@ class Figures:
     answers: int
     finals: int  # answers whose complete text arrived as a real message
     first_text_ms: list[float]  # first token -> first visible text
+    asked_text_ms: list[float]  # question sent -> first visible text (all the user waits)
+    asked_llm_ms: list[float]  # question sent -> the model asked (the bot's own queueing)
     final_ms: list[float]  # last token -> final message
     calls_per_answer: float
     updates_per_s: list[float]  # visible updates while tokens flow, per chat
@@ -53,6 +55,8 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
     chats = run["chats"]
     message_streams = sum(1 for c in chats.values() if c["group"] or policy == "baseline")
     first, final, calls, updates, allowance = [], [], [], [], []
+    asked_text: list[float] = []
+    asked_llm: list[float] = []
     retry_after = 0
     for chat in chats.values():
         log = chat["calls"]
@@ -64,6 +68,10 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
         shown = [c for c in log if c[2] and c[4] > 0]
         if shown:
             first.append((shown[0][0] - t0) * 1000)
+            if chat.get("asked_at") is not None:
+                asked_text.append((shown[0][0] - chat["asked_at"]) * 1000)
+        if chat.get("asked_at") is not None and chat.get("llm_at") is not None:
+            asked_llm.append((chat["llm_at"] - chat["asked_at"]) * 1000)
         if chat["final_at"] is not None:
             final.append((chat["final_at"] - t1) * 1000)
         flowing = [c for c in shown if t0 <= c[0] <= t1]
@@ -75,6 +83,7 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
               if starts and min(starts) - 1.0 <= t <= max(ends)]
     return Figures(
         answers=len(chats), finals=len(final), first_text_ms=first, final_ms=final,
+        asked_text_ms=asked_text, asked_llm_ms=asked_llm,
         calls_per_answer=statistics.fmean(calls) if calls else 0.0,
         updates_per_s=updates, allowance_per_s=allowance, retry_after=retry_after,
         inside_window=run["inside_retry_window"], cpu_s=proc["cpu_s"],
@@ -121,6 +130,12 @@ def rows(ours: Figures, base: Figures) -> list[tuple[str, str, str, str]]:
         ("first token → first text, p99", ms(pct(ours.first_text_ms, .99)),
          ms(pct(base.first_text_ms, .99)),
          ratio(pct(ours.first_text_ms, .99), pct(base.first_text_ms, .99))),
+        ("question → model asked, p50 / p99",
+         f"{ms(pct(ours.asked_llm_ms, .5))} / {ms(pct(ours.asked_llm_ms, .99))}",
+         f"{ms(pct(base.asked_llm_ms, .5))} / {ms(pct(base.asked_llm_ms, .99))}", ""),
+        ("question → first text, p50 / p99",
+         f"{ms(pct(ours.asked_text_ms, .5))} / {ms(pct(ours.asked_text_ms, .99))}",
+         f"{ms(pct(base.asked_text_ms, .5))} / {ms(pct(base.asked_text_ms, .99))}", ""),
         ("last token → final, p50", ms(pct(ours.final_ms, .5)), ms(pct(base.final_ms, .5)),
          ratio(pct(ours.final_ms, .5), pct(base.final_ms, .5))),
         ("last token → final, max", ms(max(ours.final_ms, default=float("nan"))),
