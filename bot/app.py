@@ -165,8 +165,10 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
         ReadPacing(clock, max_interval=min(MAX_INTERVAL, llm_cfg.llm_idle_timeout / 4)),
     )
 
+    # No handler keeps FSM state: without FSM, aiogram builds no storage key, context and
+    # record per update (a few of the ~1 ms each update costs before its model is asked).
     dp = Dispatcher(chat=chat, store=store, llm=llm, settings=settings,
-                    group_mode=settings.access.group_mode)
+                    group_mode=settings.access.group_mode, disable_fsm=True)
     dp.update.outer_middleware(metrics.update_middleware)
     metrics.watch_active(lambda: chat.active_count)
     dp.update.outer_middleware(Admission())
