@@ -162,6 +162,15 @@ class Metrics:
     def watch_active(self, count: Callable[[], int]) -> None:
         self.active_streams.set_function(lambda: float(count()))
 
+    def watch_load(self, late: Callable[[], float], share: Callable[[], float]) -> None:
+        """The event loop's lateness and the interim-frame pace it allows (transport/load.py)."""
+        p, r = "llmbot_", self.registry
+        Gauge(f"{p}event_loop_lag_seconds", "How late the event loop ran at its last check",
+              registry=r).set_function(late)
+        Gauge(f"{p}interim_frame_share", "Share of each chat's interim-frame pace granted now "
+              "(1: all of it; less while the event loop runs late)", registry=r,
+              ).set_function(share)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -54,6 +54,7 @@ GLOBAL_FLOOD_WINDOW = 2.0
 # How often idle chats are looked for and forgotten.
 SWEEP_EVERY = 30.0
 MIN_RETRY = 0.05
+BUSY_SHARE = 0.5
 
 
 class Priority(IntEnum):
@@ -93,8 +94,9 @@ class OutboundScheduler:
     # -- state -----------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """The event loop runs late: interim frames are being spaced out (load.py)."""
-        return self._load is not None and self._load.share < 1.0
+        """The event loop has run late for a while (two late ticks in a row at least), not
+        just once (one collector pause): interim frames are at half their pace or less."""
+        return self._load is not None and self._load.share <= BUSY_SHARE
 
     @property
     def chat_count(self) -> int:

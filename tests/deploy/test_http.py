@@ -73,6 +73,8 @@ async def test_metrics_after_one_answer() -> None:
     assert value(page, "llmbot_llm_tokens_total", direction="out") > 0
     assert value(page, "llmbot_updates_total", type="message") == 1
     assert value(page, "llmbot_active_streams") == 0
+    assert 0 < value(page, "llmbot_interim_frame_share") <= 1
+    assert any(n == "llmbot_event_loop_lag_seconds" for n, _ in samples(page))
 
 
 async def test_failed_answers_and_429s_are_counted() -> None:

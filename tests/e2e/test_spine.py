@@ -6,7 +6,9 @@ from tests.e2e.harness import USER, harness
 
 
 async def test_private_message_streams_drafts_then_one_message() -> None:
-    async with harness() as h:
+    # The placeholder is skipped while the event loop runs late (transport/load.py), which a
+    # busy test machine may make it: this test is about the calm path, so no load governor.
+    async with harness(stream_max_loop_lag_ms=0) as h:
         answer = "Streaming works: " + " ".join(f"token{i}" for i in range(40))
         h.llm.reply(answer, chunk_chars=7)
         h.tg.private_text(USER, "hello there")

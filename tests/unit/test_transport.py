@@ -81,6 +81,17 @@ async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_few
     assert rig.session.names()[-1] == "sendMessage"
 
 
+async def test_one_late_tick_does_not_cost_the_placeholder() -> None:
+    load = LoopLoad(FakeClock())
+    load.observe(0.2)  # one collector pause, say
+    rig, bot = make_rig(load=load)
+    stream = rig.open(DM)
+    await stream.start()
+    await stream.finish()
+    await bot.session.close()
+    assert [c.params.get("text") for c in rig.session.of("sendMessageDraft")] == [""]
+
+
 async def test_draft_path_grows_then_one_final_message(rig: Rig) -> None:
     stream = rig.open(DM)
     assert stream.mode is Mode.DRAFT
