@@ -165,7 +165,9 @@ async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]
     settings = load_settings(
         telegram_bot_token=TOKEN, telegram_api_url=telegram, openai_base_url=llm,
         openai_api_key="sk-bench", openai_model="fake-model", allowed_user_ids="*",
-        storage_url="memory://", http_listen=None, log_level="WARNING",
+        # BENCH_STORAGE=sqlite:///path: the production default instead of memory
+        storage_url=os.environ.get("BENCH_STORAGE", "memory://"), http_listen=None,
+        log_level="WARNING",
     )
     app = await build_app(settings)
     await app.prepare()
