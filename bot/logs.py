@@ -84,7 +84,6 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = (), stream: Any
     # httpx logs every request URL at INFO; aiogram's per-update lines are noise at INFO.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    # At DEBUG aiosqlite logs every statement with its parameters (users' messages and the
-    # answers: LOG_CONTENT decides about those), markdown-it every block rule it tries.
-    for name in ("aiosqlite", "markdown_it"):
+    # At DEBUG markdown-it logs every block rule it tries.
+    for name in ("markdown_it",):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -6,7 +6,7 @@ field already ran it and will not run it again.
 
 from __future__ import annotations
 
-import aiosqlite
+import sqlite3
 
 # Migration n (1-based) brings a database from user_version n-1 to n. Each is a tuple of single
 # statements rather than a script: sqlite3's executescript() commits first, which would split the
@@ -53,28 +53,28 @@ class SchemaTooNewError(RuntimeError):
     """The file was written by a newer bot; running old code on it could corrupt it."""
 
 
-async def schema_version(db: aiosqlite.Connection) -> int:
-    rows = list(await db.execute_fetchall("PRAGMA user_version"))
-    return int(rows[0][0])
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
-async def migrate(db: aiosqlite.Connection) -> None:
+def migrate(db: sqlite3.Connection) -> None:
     """Bring the database up to date in one transaction (all migrations apply or none do).
 
     The version is read after BEGIN IMMEDIATE takes the write lock, so two processes opening a new
     file at once don't both run migration 1.
     """
-    await db.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")
     try:
-        current = await schema_version(db)
+        current = schema_version(db)
         if current > len(MIGRATIONS):
             raise SchemaTooNewError(f"schema v{current}, this code knows up to v{len(MIGRATIONS)}")
         for statements in MIGRATIONS[current:]:
             for statement in statements:
-                await db.execute(statement)
+                db.execute(statement)
         # PRAGMA takes no bound parameters; the value is our own int.
-        await db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-        await db.commit()
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        db.execute("COMMIT")
     except BaseException:
-        await db.rollback()
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise

@@ -132,7 +132,7 @@ class LogCapture:
 def captured_logs(level: str = "DEBUG") -> Iterator[LogCapture]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
-    quieted = ("httpx", "aiogram.event", "aiosqlite", "markdown_it")  # setup_logging sets these
+    quieted = ("httpx", "aiogram.event", "markdown_it")  # setup_logging sets these
     named = {n: logging.getLogger(n).level for n in quieted}
     capture = LogCapture()
     setup_logging(level, "json", [TOKEN, API_KEY, WEBHOOK_SECRET], stream=capture.buffer)
