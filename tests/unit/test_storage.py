@@ -272,3 +272,39 @@ async def test_ping_after_close_is_false(tmp_path: Path) -> None:
     s = await SqliteStore.open(str(tmp_path / "bot.sqlite3"))
     await s.close()
     assert await s.ping() is False
+
+
+async def test_writes_that_come_together_share_a_commit(tmp_path: Path) -> None:
+    s = await SqliteStore.open(str(tmp_path / "bot.sqlite3"))
+    keys = [ConversationKey(chat_id=n) for n in range(50)]
+    before = s.commits
+    await asyncio.gather(*(s.append(k, user(f"q{k.chat_id}")) for k in keys),
+                         *(s.first_time(n) for n in range(50)))
+    assert s.commits - before < 20  # 100 writes: one sync per batch, not one each
+    assert [await s.history(k) for k in keys] == [[user(f"q{k.chat_id}")] for k in keys]
+    await s.close()
+    s = await SqliteStore.open(str(tmp_path / "bot.sqlite3"))  # and they are on disk
+    assert await s.history(keys[-1]) == [user("q49")]
+    assert await s.first_time(49) is False
+    await s.close()
+
+
+async def test_a_failing_write_is_undone_alone(tmp_path: Path) -> None:
+    s = await SqliteStore.open(str(tmp_path / "bot.sqlite3"))
+    key = ConversationKey(chat_id=7)
+
+    def half_then_fail(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO conversations (chat_id, thread_id) VALUES (99, 0)")
+        raise sqlite3.IntegrityError("refused")
+
+    results = await asyncio.gather(
+        s.append(key, user("before")),
+        s._write(half_then_fail),
+        s.append(key, user("after")),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert await s.history(key) == [user("before"), user("after")]
+    assert await s.history(ConversationKey(chat_id=99)) == []  # its first statement undone too
+    await s.close()
