@@ -85,5 +85,4 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = (), stream: Any
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # At DEBUG markdown-it logs every block rule it tries.
-    for name in ("markdown_it",):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    logging.getLogger("markdown_it").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -9,6 +9,11 @@ JSON lines on stdin/stdout:
     <- stop   -> {"cpu_s": …, "peak_rss_mb": …, "lag_p99_ms": …, "lag_max_ms": …}
 
     uv run python -m bench.flood.botproc ours|baseline TELEGRAM_URL LLM_URL
+
+Diagnostics, all off by default: BENCH_SPY=path (py-spy profile; BENCH_SPY_FORMAT=speedscope
+keeps the samples' order), BENCH_PROFILE=path (cProfile), BENCH_CENSUS=path (objects the GC
+tracks 3 s in), BENCH_GARBAGE=path (what the GC freed), BENCH_GC=a,b,c (GC thresholds instead of
+bot/heap.py's), BENCH_STORAGE=sqlite:///path (the production store instead of memory).
 """
 
 from __future__ import annotations

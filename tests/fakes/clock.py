@@ -43,3 +43,8 @@ class FakeClock:
             await settle()
         self._now = target
         await settle()
+
+    async def stall(self, seconds: float) -> None:
+        """The loop was busy elsewhere: time passes and only then do due sleepers wake, late."""
+        self._now += seconds
+        await self.advance(0)

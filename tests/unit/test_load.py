@@ -35,9 +35,7 @@ async def test_the_watch_measures_how_late_its_tick_fires() -> None:
     await settle()
     await clock.advance(0.05)  # on time
     assert load.late == 0.0 and load.share == 1.0
-    due = clock.now() + 0.05
-    clock._now = due + 0.2  # the loop was busy elsewhere for 200 ms past the tick
-    await clock.advance(0)
+    await clock.stall(0.25)  # busy elsewhere: the next tick, due in 50 ms, fires 200 ms late
     assert abs(load.late - 0.2) < 1e-9 and load.share < 1.0
     await load.stop()
 
@@ -70,41 +68,41 @@ async def test_while_the_loop_is_late_interim_frames_are_spaced_by_the_share() -
     assert 0.3 * 60 - 1 <= loaded <= 0.3 * 60 + 2
 
 
-async def test_an_answers_first_text_keeps_its_pace_while_later_frames_give_way() -> None:
-    clock = FakeClock()
-    busy = LoopLoad(clock)
-    busy.share = MIN_SHARE
-    sched = OutboundScheduler(Limits(), clock, busy)
-    sent = []
+class Busy:
+    """A scheduler whose loop runs late: interim frames granted at `share` of their pace."""
 
-    async def send() -> None:
-        sent.append(clock.now())
+    def __init__(self, share: float) -> None:
+        self.clock = FakeClock()
+        load = LoopLoad(self.clock)
+        load.share = share
+        self.sched = OutboundScheduler(Limits(), self.clock, load)
+        self.sent: list[str] = []
 
-    async def frame(shed: bool) -> bool:
+    async def call(self, label: str, priority: Priority, shed: bool = True) -> bool:
+        async def send() -> None:
+            self.sent.append(label)
+
         try:
-            await sched.call(7, send, kind=CallKind.DRAFT, priority=Priority.INTERIM, shed=shed)
+            await self.sched.call(7, send, kind=CallKind.DRAFT, priority=priority, shed=shed)
         except FrameDropped:
             return False
         return True
 
+
+async def test_an_answers_first_text_keeps_its_pace_while_later_frames_give_way() -> None:
+    busy = Busy(MIN_SHARE)
     # The "Thinking…" placeholder and the first text: at once, at their usual cost (1 of 5).
-    assert await frame(shed=False) and await frame(shed=False)
-    assert await frame(shed=True)  # the third still fits the burst, but costs five
-    assert not await frame(shed=True)  # and leaves nothing for a fourth
-    assert len(sent) == 3
+    assert await busy.call("placeholder", Priority.INTERIM, shed=False)
+    assert await busy.call("first text", Priority.INTERIM, shed=False)
+    assert await busy.call("more", Priority.INTERIM)  # still fits the burst, but costs five
+    assert not await busy.call("more", Priority.INTERIM)  # and leaves nothing for a fourth
+    assert busy.sent == ["placeholder", "first text", "more"]
 
 
-async def test_finals_are_not_held_back_by_the_load() -> None:
-    clock = FakeClock()
-    busy = LoopLoad(clock)
-    busy.share = MIN_SHARE
-    sched = OutboundScheduler(Limits(), clock, busy)
-    done = []
-
-    async def send() -> None:
-        done.append(clock.now())
-
-    start = clock.now()
-    await asyncio.wait_for(sched.call(7, send, kind=CallKind.DRAFT), 1)
-    await asyncio.wait_for(sched.call(7, send, kind=CallKind.DRAFT), 1)
-    assert done == [start, start]
+async def test_finals_are_not_held_back_by_the_frames_debt() -> None:
+    busy = Busy(MIN_SHARE)
+    assert await busy.call("frame", Priority.INTERIM)  # the pace's whole burst spent at once
+    assert not await busy.call("frame", Priority.INTERIM)
+    start = busy.clock.now()
+    assert await asyncio.wait_for(busy.call("final", Priority.FINAL), 1)
+    assert busy.sent == ["frame", "final"] and busy.clock.now() == start
