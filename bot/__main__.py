@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from bot import eventloop
 from bot.config import ConfigError, RuntimeSettings, Settings, load_settings
 
 USAGE = "usage: python -m bot [healthcheck]"
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(settings.runtime.log_level, settings.runtime.log_format, _secrets(settings))
     try:
-        asyncio.run(serve(settings))
+        eventloop.run(serve(settings), settings.runtime.event_loop)
     except TelegramUnauthorizedError:
         print("configuration error: Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized)",
               file=sys.stderr)

@@ -61,7 +61,8 @@ class App:
         self.dispatcher["me"] = me
         log.info("bot.ready", username=me.username, id=me.id,
                  privacy_mode=not me.can_read_all_group_messages,
-                 transport=self.settings.stream.stream_transport.value)
+                 transport=self.settings.stream.stream_transport.value,
+                 event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0])
         if not me.can_read_all_group_messages:
             log.info("bot.privacy_mode", hint="in groups the bot sees only commands, mentions "
                      "and replies; that is all it needs with GROUP_MODE=mention")

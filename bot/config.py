@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import eventloop
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable and fits on one line."""
@@ -215,6 +217,8 @@ class RuntimeSettings(BaseSettings):
     webhook_listen: str = "0.0.0.0:8443"
     http_listen: str | None = "0.0.0.0:8080"
     shutdown_grace: float = Field(default=20.0, ge=0)
+    # uvloop where installed (the image), asyncio's own loop otherwise: bot/eventloop.py
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -273,4 +277,8 @@ def load_settings(**overrides: Any) -> Settings:
             _url(rt.webhook_url)
         except ValueError as exc:
             raise ConfigError(f"WEBHOOK_URL is invalid: {exc}") from None
+    try:
+        eventloop.loop_factory(rt.event_loop)
+    except eventloop.LoopUnavailable as exc:
+        raise ConfigError(str(exc)) from None
     return settings

@@ -36,7 +36,8 @@ async def test_signals_drain_finalize_and_a_restart_answers_each_update_once(
 
         # 1st run: SIGTERM while an answer streams; a message arrives during the shutdown.
         async with bot_process(tmp_path, **env) as bot:
-            await bot.wait_event("bot.ready")
+            ready = await bot.wait_event("bot.ready")
+            assert ready["event_loop"] == "uvloop"  # the default where uvloop is installed
             llm.script(["The first half of an answer ", Pause(asyncio.Event())])
             first = tg.private_text(USER, "first question")
             await tg.wait_for(lambda calls: any(
@@ -55,8 +56,9 @@ async def test_signals_drain_finalize_and_a_restart_answers_each_update_once(
         # confirmed, say) along with a new one; SIGINT once everything is answered.
         tg.push_update(first)
         tg.private_text(USER, "after the restart")
-        env["LOG_LEVEL"] = "INFO"
+        env |= {"LOG_LEVEL": "INFO", "EVENT_LOOP": "asyncio"}  # and asyncio's own loop
         async with bot_process(tmp_path, **env) as bot:
+            assert (await bot.wait_event("bot.ready"))["event_loop"] == "asyncio"
             await tg.wait_for(lambda calls: len(tg.texts(USER)) == 2 and tg.texts(OTHER),
                               timeout=30)
             await bot.wait_event("update.duplicate")
@@ -85,6 +87,7 @@ async def test_signals_drain_finalize_and_a_restart_answers_each_update_once(
      "TELEGRAM_API_URL"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "STORAGE_URL": "postgres://db"}, "STORAGE_URL"),
     ({"TELEGRAM_BOT_TOKEN": TOKEN, "LLM_IDLE_TIMEOUT": "soon"}, "LLM_IDLE_TIMEOUT"),
+    ({"TELEGRAM_BOT_TOKEN": TOKEN, "EVENT_LOOP": "trio"}, "EVENT_LOOP"),
 ])
 async def test_bad_setting_exits_within_a_second_naming_it(
     tmp_path: Path, env: dict[str, str], variable: str,

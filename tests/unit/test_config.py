@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot import eventloop
 from bot.config import ConfigError, IdList, load_settings
 
 TOKEN = "123456:" + "A" * 35
@@ -15,7 +16,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
 
     for name in list(os.environ):
         if name.startswith(("TELEGRAM_", "OPENAI_", "LLM_", "STREAM_", "LIMIT_", "ALLOWED_",
-                            "ADMIN_", "STORAGE_", "LOG_", "BOT_MODE", "WEBHOOK_")):
+                            "ADMIN_", "STORAGE_", "LOG_", "BOT_MODE", "WEBHOOK_", "EVENT_LOOP")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
@@ -50,3 +51,26 @@ def test_webhook_mode_requires_its_settings(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("BOT_MODE", "webhook")
     with pytest.raises(ConfigError, match="WEBHOOK_URL"):
         load_settings()
+
+
+def test_event_loop_is_uvloop_by_default_and_a_missing_uvloop_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    assert eventloop.loop_factory(load_settings().runtime.event_loop)[0] == "uvloop"
+    assert eventloop.run(_loop_module(), "auto") == "uvloop"
+    assert eventloop.run(_loop_module(), "asyncio") == "asyncio"
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as on Windows: `import uvloop` fails
+    assert eventloop.loop_factory("auto") == ("asyncio", None)
+    monkeypatch.setenv("EVENT_LOOP", "uvloop")
+    with pytest.raises(ConfigError, match=r"^EVENT_LOOP=uvloop but uvloop is not installed$"):
+        load_settings()
+
+
+async def _loop_module() -> str:
+    import asyncio
+
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
