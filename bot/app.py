@@ -11,7 +11,6 @@ import httpx
 import structlog
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 
@@ -33,6 +32,7 @@ from bot.storage import Store, open_store
 from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
+from bot.transport.jsonsession import JsonSession
 from bot.transport.limits import Limits
 from bot.transport.load import LoopLoad
 from bot.transport.manager import StreamManager
@@ -102,8 +102,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     # allowance 1,000 streaming chats make ~1,300 calls/s, which at a 0.2 s round trip need
     # ~260 connections; aiogram's default of 100 queued the 1,000-chat benchmark's first
     # frames behind one another (first text p50 3.1 s, 1.7 s with 256).
-    session = AiohttpSession(api=TelegramAPIServer.from_base(tg.telegram_api_url),
-                             timeout=tg.telegram_timeout, limit=256)
+    session = JsonSession(api=TelegramAPIServer.from_base(tg.telegram_api_url),
+                          timeout=tg.telegram_timeout, limit=256)
     bot = Bot(token=tg.telegram_bot_token.get_secret_value(), session=session,
               default=DefaultBotProperties(parse_mode=None))
     closers.append(bot.session.close)
