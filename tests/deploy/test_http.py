@@ -120,10 +120,10 @@ async def test_runner_settles_the_heap_once_started() -> None:
 
     before = gc.get_threshold()
     gc.unfreeze()
-    gc.set_threshold(700, *before[1:])
+    gc.set_threshold(700, 10, before[2])
     try:
         async with FakeTelegram(token=TOKEN) as tg, FakeLLM() as llm, running(tg, llm):
-            assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, *before[1:])
+            assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, heap.MIDDLE_THRESHOLD, before[2])
             assert gc.get_freeze_count() > 0
     finally:
         gc.set_threshold(*before)
