@@ -155,7 +155,7 @@ class StreamSettings(BaseSettings):
     # Without STREAM_MIN_CHARS new characters, a frame still goes out this long after the last.
     stream_max_interval: float = Field(default=1.0, gt=0)
     # How late the event loop may run before interim frames are spaced out (0: never).
-    stream_max_loop_lag_ms: int = Field(default=50, ge=0)
+    stream_max_loop_lag_ms: int = Field(default=40, ge=0)
     # How long a chat that refused a draft is remembered as draft-less.
     draft_fallback_ttl: float = Field(default=3600.0, ge=0)
     reasoning_display: ReasoningDisplay = ReasoningDisplay.COLLAPSED

@@ -26,7 +26,7 @@ from bot.clock import Clock
 log = structlog.get_logger(__name__)
 
 TICK = 0.05
-TARGET = 0.05
+TARGET = 0.04
 MIN_SHARE = 0.2
 DECREASE = 2 / 3
 INCREASE = 0.1
