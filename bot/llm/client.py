@@ -36,6 +36,10 @@ from bot.llm.wire import PACE, Pace
 
 log = structlog.get_logger(__name__)
 
+# The most of a whole JSON answer read where a stream was asked for (a server ignoring
+# `stream`); beyond it the answer is asked for again without streaming.
+COMPLETION_MAX_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -96,15 +100,12 @@ class LLMClient:
         payload = await self._request_json(
             "POST", "/chat/completions", request.payload(stream=False), self._complete_timeout
         )
-        choices = payload.get("choices") if isinstance(payload, dict) else None
-        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
-        if not isinstance(message, dict):
+        completion = _completion(payload)
+        if completion is None:
             raise errors.LLMStreamError(
                 "The model endpoint answered without a message.", payload=payload
             )
-        content = message.get("content")
-        text = content if isinstance(content, str) else ""
-        return text, reasoning_text(message), usage_from(payload.get("usage"))
+        return completion
 
     async def list_models(self) -> list[str]:
         """Model ids the endpoint offers, sorted."""
@@ -209,7 +210,11 @@ class LLMClient:
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if response.is_success and content_type == "text/event-stream":
             return
-        body = await errors.read_error_body(response, self._api_key)
+        # A 2xx JSON answer may be the whole completion: read all of it (an answer is bounded
+        # by max_tokens; the cap only guards memory), not just an error's first 16 KB.
+        whole = response.is_success and content_type == "application/json"
+        body = await errors.read_error_body(
+            response, self._api_key, COMPLETION_MAX_BYTES if whole else errors.ERROR_BYTES)
         if not response.is_success:
             raise errors.status_error(
                 response.status_code, body, response.headers.get("retry-after")
@@ -231,6 +236,7 @@ class LLMClient:
             status_code=response.status_code,
             body=body,
             retry_after=None,
+            completion=_completion(payload),
         )
 
     async def _request_json(self, method: str, path: str, body: Any, read: float) -> Any:
@@ -256,6 +262,17 @@ class LLMClient:
 
     def _translated(self, read: float) -> ContextManager[None]:
         return errors.translated(connect_timeout=self._connect_timeout, read_timeout=read)
+
+
+def _completion(payload: Any) -> tuple[str, str, Usage | None] | None:
+    """(answer text, reasoning text, usage) of a chat.completion object, or None."""
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        return None
+    content = message.get("content")
+    text = content if isinstance(content, str) else ""
+    return text, reasoning_text(message), usage_from(payload.get("usage"))
 
 
 async def _line_batches(response: httpx.Response) -> AsyncGenerator[list[str], None]:

@@ -18,9 +18,11 @@ from typing import Any, cast
 import httpx
 from httpx_sse import SSEError
 
+from bot.llm.events import Usage
+
 BODY_LIMIT = 500
 # Enough for any error document; a misbehaving endpoint must not make us buffer megabytes.
-_MAX_ERROR_BYTES = 16 * 1024
+ERROR_BYTES = 16 * 1024
 _MESSAGE_LIMIT = 200
 # Word-start match so "upstream timed out" is not read as a complaint about `stream`.
 _MENTIONS_STREAM = re.compile(r"\bstream", re.IGNORECASE)
@@ -54,7 +56,15 @@ class LLMStreamingUnsupported(LLMStatusError):
     Detected as either a 400/422 whose body mentions `stream` (this includes servers that
     reject `stream_options`, which `complete` does not send), or a 2xx answered with
     `application/json` instead of `text/event-stream` (then `status_code` is that 2xx).
+    In the second case the JSON is often the whole answer (the server ignored `stream`):
+    `completion` then holds it as `LLMClient.complete` returns it, and nothing need be asked
+    twice.
     """
+
+    def __init__(self, message: str, *, status_code: int, body: str, retry_after: float | None,
+                 completion: tuple[str, str, Usage | None] | None = None) -> None:
+        super().__init__(message, status_code=status_code, body=body, retry_after=retry_after)
+        self.completion = completion
 
 
 class LLMStreamError(LLMError):
@@ -103,16 +113,18 @@ def json_answer(response: httpx.Response, secret: str | None) -> Any:
     return payload
 
 
-async def read_error_body(response: httpx.Response, secret: str | None) -> str:
-    """The start of an unwanted answer's body, decoded leniently and redacted."""
+async def read_error_body(
+    response: httpx.Response, secret: str | None, limit: int = ERROR_BYTES
+) -> str:
+    """The start (`limit` bytes) of an unwanted answer's body, decoded leniently and redacted."""
     raw = bytearray()
     chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
     async with aclosing(chunks):
         async for chunk in chunks:
             raw += chunk
-            if len(raw) >= _MAX_ERROR_BYTES:
+            if len(raw) >= limit:
                 break
-    return redact(bytes(raw[:_MAX_ERROR_BYTES]).decode("utf-8", "replace"), secret)
+    return redact(bytes(raw[:limit]).decode("utf-8", "replace"), secret)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -243,9 +243,12 @@ class ChatService:
                     else:
                         await self._complete_once(request, stream, out)
                     return
-                except LLMStreamingUnsupported:
-                    log.warning("llm.streaming_unsupported")
+                except LLMStreamingUnsupported as exc:
+                    log.warning("llm.streaming_unsupported", answered=exc.completion is not None)
                     self._streaming_supported = False
+                    if exc.completion is not None:  # it answered in full: no second request
+                        self._show_completion(exc.completion, stream, out)
+                        return
                     continue
                 except LLMError as exc:
                     # Only before the first token: a retry after it would repeat visible text.
@@ -284,7 +287,13 @@ class ChatService:
     async def _complete_once(
         self, request: ChatRequest, stream: AnswerStream, out: _Outcome
     ) -> None:
-        text, reasoning, usage = await self._llm.complete(request)
+        self._show_completion(await self._llm.complete(request), stream, out)
+
+    @staticmethod
+    def _show_completion(
+        completion: tuple[str, str, Usage | None], stream: AnswerStream, out: _Outcome
+    ) -> None:
+        text, reasoning, usage = completion
         out.started = True
         out.usage = usage
         if reasoning:

@@ -100,7 +100,7 @@ class _Failure:
 
 class FakeLLM(LocalServer):
     """See the module docstring. Runtime knobs: `chunk_chars`, `ttft`, `tokens_per_second`,
-    `refuse_streaming`, `default_reply`, `models`."""
+    `refuse_streaming`, `ignore_streaming`, `default_reply`, `models`."""
 
     def __init__(
         self,
@@ -121,7 +121,8 @@ class FakeLLM(LocalServer):
         self.tokens_per_second = tokens_per_second  # one delta = one token (benchmarks)
         self.default_reply = default_reply  # None: echo the last user message
         self.api_key = api_key  # None: any Authorization header is accepted
-        self.refuse_streaming = False
+        self.refuse_streaming = False  # stream requests answered 400 "stream is not supported"
+        self.ignore_streaming = False  # stream requests answered with the whole JSON completion
         self.requests: list[JsonDict] = []
         self.disconnects = 0
         self.disconnected = asyncio.Event()
@@ -201,7 +202,7 @@ class FakeLLM(LocalServer):
             return web.json_response({"error": {"message": "stream is not supported"}}, status=400)
         items = self._scripts.popleft() if self._scripts else self._default_items(body)
         model = str(body.get("model") or self.models[0])
-        if not stream:
+        if not stream or self.ignore_streaming:
             return await self._complete(request, body, model, items)
         return await self._stream(request, body, model, items)
 

@@ -113,6 +113,18 @@ async def test_endpoint_refusing_stream_falls_back_and_remembers() -> None:
         assert len(r.logs.events("llm.streaming_unsupported")) == 1
 
 
+async def test_endpoint_ignoring_stream_is_answered_from_its_json_without_asking_twice() -> None:
+    async with rig() as r:
+        r.llm.ignore_streaming = True  # answers `stream: true` with the whole chat.completion
+        r.llm.reply("The whole answer at once.")
+        assert await ask(r) == ["The whole answer at once."]
+        r.llm.reply("Second, without streaming.")
+        assert await ask(r, "again", 2) == ["The whole answer at once.",
+                                            "Second, without streaming."]
+        assert [b["stream"] for b in r.llm.requests] == [True, False]  # each asked once
+        assert r.logs.events("llm.streaming_unsupported")[0]["answered"] is True
+
+
 @pytest.mark.parametrize(("fault", "reason"), [
     (Cut(), "the connection to the model endpoint was lost"),
     (Error(), "the model endpoint reported an error"),

@@ -416,7 +416,31 @@ async def test_json_answer_to_stream_request_is_streaming_unsupported(
         await collect(client)
 
     assert caught.value.status_code == 200
+    assert caught.value.completion == ("hi", "", None)  # the answer itself: no need to ask again
     assert body.closed.is_set()
+
+
+@pytest.mark.parametrize(("payload", "completion"), [
+    ({"choices": [{"message": {"role": "assistant", "content": "é" * 40_000,
+                               "reasoning_content": "thought"}}],
+      "usage": {"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12}},
+     ("é" * 40_000, "thought", Usage(3, 9, 12))),  # 80 KB: read whole, not cut at 16 KB
+    ({"object": "list", "data": []}, None),  # JSON, but no answer in it
+])
+async def test_json_answer_to_stream_request_carries_the_completion_if_any(
+    mock: respx.MockRouter, client: LLMClient, payload: dict[str, object],
+    completion: tuple[str, str, Usage | None] | None,
+) -> None:
+    raw = json.dumps(payload).encode()
+    body = Body([raw[i:i + 5000] for i in range(0, len(raw), 5000)])
+    mock.post("/chat/completions").mock(
+        return_value=reply(body, {"content-type": "application/json"})
+    )
+
+    with pytest.raises(LLMStreamingUnsupported) as caught:
+        await collect(client)
+
+    assert caught.value.completion == completion
 
 
 async def test_json_error_object_with_200_is_stream_error(
