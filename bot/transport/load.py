@@ -67,6 +67,6 @@ class LoopLoad:
 
     async def _watch(self) -> None:
         while True:
-            due = self._clock.now() + self._tick
+            due = self._clock.now() + self._tick + self._clock.grain
             await self._clock.sleep(self._tick)
             self.observe(max(0.0, self._clock.now() - due))

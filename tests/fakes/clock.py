@@ -14,6 +14,8 @@ async def settle(rounds: int = 50) -> None:
 
 
 class FakeClock:
+    grain = 0.0  # sleeps end exactly when due
+
     def __init__(self, start: float = 1000.0) -> None:
         self._now = start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
