@@ -4,7 +4,8 @@ asyncio's own. `EVENT_LOOP=asyncio` opts out.
 Why uvloop: at a thousand answers streaming at once the bot is CPU-bound in one loop, and a
 quarter of that CPU was asyncio's own machinery (the selector, transports, handles, timers),
 which uvloop runs in C on libuv. The bot's code does not change: aiogram, aiohttp and httpx run
-on either loop, and the tests run on asyncio's (tests/deploy runs `python -m bot` on uvloop).
+on either loop; the tests run on asyncio's, and tests/faults/test_process.py runs `python -m bot`
+on both and checks which one it got.
 """
 
 from __future__ import annotations

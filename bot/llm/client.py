@@ -213,7 +213,7 @@ class LLMClient:
         # A 2xx JSON answer may be the whole completion: read all of it (an answer is bounded
         # by max_tokens; the cap only guards memory), not just an error's first 16 KB.
         whole = response.is_success and content_type == "application/json"
-        body = await errors.read_error_body(
+        body = await errors.read_body(
             response, self._api_key, COMPLETION_MAX_BYTES if whole else errors.ERROR_BYTES)
         if not response.is_success:
             raise errors.status_error(

@@ -113,10 +113,11 @@ def json_answer(response: httpx.Response, secret: str | None) -> Any:
     return payload
 
 
-async def read_error_body(
+async def read_body(
     response: httpx.Response, secret: str | None, limit: int = ERROR_BYTES
 ) -> str:
-    """The start (`limit` bytes) of an unwanted answer's body, decoded leniently and redacted."""
+    """The start (`limit` bytes) of a body that is not an event stream (an error, or a whole
+    JSON answer), decoded leniently and redacted."""
     raw = bytearray()
     chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
     async with aclosing(chunks):
