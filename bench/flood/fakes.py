@@ -7,7 +7,12 @@ Talks JSON lines on stdin/stdout:
     <- {"cmd": "wait", "timeout": s}   -> the report, when every final is there (or at timeout)
     <- {"cmd": "quit"}
 
-Times are `time.monotonic()` (the loop clock): the same clock in every process on one machine.
+Times are `time.monotonic()`: the same clock in every process on one machine (not the loop's:
+uvloop's counts whole milliseconds).
+
+Runs on uvloop where installed, as the bot does (BENCH_FAKES_LOOP=asyncio for asyncio's): the
+fakes stand in for servers on other machines, and on a 2-core box every millisecond of CPU they
+spend is one the bot may wait for.
 
     uv run python -m bench.flood.fakes
 """
@@ -18,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,6 +40,7 @@ from bench.flood.load import (
     question,
     visible,
 )
+from bot import eventloop
 from tests.fakes.llm import FakeLLM, Item, Text
 from tests.fakes.telegram import FakeTelegram, FloodLimits
 
@@ -61,7 +68,7 @@ class BenchTelegram(FakeTelegram):
     """Records a compact per-chat log instead of every call's parameters (1,000s of chats)."""
 
     def __init__(self, logs: dict[int, ChatLog], done: asyncio.Event) -> None:
-        super().__init__(token=TOKEN, flood=FloodLimits())
+        super().__init__(token=TOKEN, flood=FloodLimits(), clock=time.monotonic)
         self.logs = logs
         self.done = done
         self.pending = 0
@@ -111,21 +118,20 @@ class BenchLLM(FakeLLM):
         chat_id, tokens = asked
         _stream_chat.set(chat_id)
         if (log := self.logs.get(chat_id)) is not None and log.llm_at is None:
-            log.llm_at = asyncio.get_running_loop().time()
+            log.llm_at = time.monotonic()
         return [Text(t) for t in answer_tokens_cached(chat_id, tokens)]
 
     async def _pace(self, sent: int) -> None:
-        loop = asyncio.get_running_loop()
         log = self.logs.get(_stream_chat.get())
         if log is None:
             return await super()._pace(sent)
         if sent == 0:
             await asyncio.sleep(self.ttft)
         else:
-            delay = log.token_times[0] + sent / TOKENS_PER_SECOND - loop.time()
+            delay = log.token_times[0] + sent / TOKENS_PER_SECOND - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        log.token_times.append(loop.time())
+        log.token_times.append(time.monotonic())
         chars = len(answer_tokens_cached(_stream_chat.get(), log.tokens)[sent])
         log.token_chars.append((log.token_chars[-1] if log.token_chars else 0) + chars)
         return None
@@ -188,7 +194,7 @@ async def main() -> None:
                                                  final_text(chat.chat_id, tokens))
                 tg.pending = len(chats)
                 for chat in chats:
-                    logs[chat.chat_id].asked_at = asyncio.get_running_loop().time()
+                    logs[chat.chat_id].asked_at = time.monotonic()
                     if chat.group:
                         tg.group_text(chat.chat_id, chat.user_id, question(chat, tokens))
                     else:
@@ -203,4 +209,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main(), "asyncio" if os.environ.get("BENCH_FAKES_LOOP") == "asyncio" else "auto")
