@@ -13,7 +13,8 @@ JSON lines on stdin/stdout:
 Diagnostics, all off by default: BENCH_SPY=path (py-spy profile; BENCH_SPY_FORMAT=speedscope
 keeps the samples' order), BENCH_PROFILE=path (cProfile), BENCH_CENSUS=path (objects the GC
 tracks 3 s in), BENCH_GARBAGE=path (what the GC freed), BENCH_GC=a,b,c (GC thresholds instead of
-bot/heap.py's), BENCH_STORAGE=sqlite:///path (the production store instead of memory).
+bot/heap.py's), BENCH_STORAGE=sqlite:///path (the production store instead of memory),
+BENCH_SHARE=path (the load governor's frame share at each of its ticks).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -46,6 +48,7 @@ from bot.app import build_app
 from bot.config import load_settings
 from bot.llm import AiohttpTransport, LLMClient
 from bot.logs import setup_logging
+from bot.transport.load import LoopLoad
 
 LAG_TICK = 0.01
 
@@ -167,6 +170,19 @@ def emit(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def watch_share(path: str) -> Callable[[], None]:
+    """BENCH_SHARE=path: every tick of the load governor, [time, how late ms, share granted]."""
+    samples: list[list[float]] = []
+    observe = LoopLoad.observe
+
+    def observed(self: LoopLoad, late: float) -> None:
+        observe(self, late)
+        samples.append([round(time.monotonic(), 3), round(late * 1000, 1), round(self.share, 3)])
+
+    LoopLoad.observe = observed  # type: ignore[method-assign]
+    return lambda: Path(path).write_text(json.dumps(samples))
+
+
 async def run_ours(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[Any]]:
     settings = load_settings(
         telegram_bot_token=TOKEN, telegram_api_url=telegram, openai_base_url=llm,
@@ -195,6 +211,7 @@ async def run_baseline(telegram: str, llm: str) -> tuple[Bot, Dispatcher, list[A
 
 async def main(policy: str, telegram: str, llm: str) -> None:
     setup_logging("WARNING", "console")
+    save_share = watch_share(os.environ["BENCH_SHARE"]) if os.environ.get("BENCH_SHARE") else None
     build = run_ours if policy == "ours" else run_baseline
     bot, dp, closers = await build(telegram, llm)
     rtt = RttMeter()
@@ -234,6 +251,8 @@ async def main(policy: str, telegram: str, llm: str) -> None:
                                         json.dumps(report, indent=0))
                 gc.set_debug(0)
                 gc.garbage.clear()
+            if save_share is not None:
+                await asyncio.to_thread(save_share)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait, 30)

@@ -41,6 +41,9 @@ class ChatBudget:
     pacers: dict[CallKind, TokenBucket]
     turns: Turns = field(default_factory=Turns)
     paused_until: float = 0.0
+    # When the last interim frame of each kind was granted: the busy loop's wider spacing is
+    # measured from it (see `interim_delay`).
+    last_interim: dict[CallKind, float] = field(default_factory=dict)
 
     @classmethod
     def new(cls, limits: Limits, *, group: bool, now: float) -> ChatBudget:
@@ -69,6 +72,19 @@ class ChatBudget:
         return max(self.pacers[kind].delay(now),
                    *(lim.delay(now, reserve) for lim in self.limiters[kind]))
 
+    def load_delay(self, kind: CallKind, now: float, share: float) -> float:
+        """Seconds until an interim frame may go while the loop grants `share` of their pace.
+
+        Below a full share, frames are spaced `1 / share` times their pace apart, counted from
+        the last frame with the share as it is *now*: a chat that sent a frame at the busiest
+        instant gets its next one soon after the loop calms down, not a fixed long gap later
+        (charging the gap up front left answers that started in a busy second with no frame
+        for the rest of their stream)."""
+        last = self.last_interim.get(kind)
+        if share >= 1.0 or last is None:
+            return 0.0
+        return last + self.frame_spacing(kind) / share - now
+
     def final_delay(self, kind: CallKind, now: float) -> float:
         """Seconds until the chat's own limits let a final go (finite when nothing is in flight)."""
         return max(self.paused_until - now, *(lim.delay(now) for lim in self.limiters[kind]))
@@ -77,13 +93,14 @@ class ChatBudget:
         """The pace of interim frames: when to try again after being refused for unknown time."""
         return 1 / self.pacers[kind].rate
 
-    def begin(self, kind: CallKind, now: float, pace_cost: float = 1.0) -> list[Limiter]:
-        """Spend the budget of one call granted now; `end` the returned limiters when it is back.
-        `pace_cost` > 1 spaces the interim frames after this one that much further apart."""
+    def begin(self, kind: CallKind, now: float, interim: bool = False) -> list[Limiter]:
+        """Spend the budget of one call granted now; `end` the returned limiters when it is back."""
         limiters = self.limiters[kind]
         for lim in limiters:
             lim.begin(now)
-        self.pacers[kind].take(now, pace_cost)
+        self.pacers[kind].take(now)
+        if interim:
+            self.last_interim[kind] = now
         return limiters
 
 

@@ -21,7 +21,8 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
 - Chats whose limiters are full again and that have nothing pending are forgotten, so memory
   follows the chats that are active, not every chat ever seen.
 - When the event loop falls behind (too many answers for one process), interim frames are
-  spaced further apart, by the share `load.LoopLoad` grants; finals are not.
+  spaced further apart, by the share `load.LoopLoad` grants at each frame's time; finals are
+  not.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ class OutboundScheduler:
         self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]],
         shed: bool,
     ) -> T:
-        retry = self._interim_delay(chat, kind)
+        share = self._load.share if self._load is not None and shed else 1.0
+        retry = self._interim_delay(chat, kind, share)
         if retry > 0:
             raise FrameDropped(retry)
         if not chat.turns.try_acquire():
@@ -158,12 +160,11 @@ class OutboundScheduler:
             # Only a call in flight is ahead (one round trip): wait for its answer.
             await chat.turns.acquire(Priority.INTERIM, next(self._seq))
         try:
-            retry = self._interim_delay(chat, kind)
+            retry = self._interim_delay(chat, kind, share)
             if retry > 0:
                 raise FrameDropped(retry)
-            share = self._load.share if self._load is not None and shed else 1.0
             try:
-                return await self._send(chat_id, chat, kind, send, pace_cost=1 / share)
+                return await self._send(chat_id, chat, kind, send, interim=True)
             except TelegramRetryAfter as exc:
                 raise FrameDropped(float(exc.retry_after)) from exc
         finally:
@@ -188,7 +189,7 @@ class OutboundScheduler:
             chat.turns.release()
 
     # -- waiting -----------------------------------------------------------------------------
-    def _interim_delay(self, chat: ChatBudget, kind: CallKind) -> float:
+    def _interim_delay(self, chat: ChatBudget, kind: CallKind, share: float) -> float:
         """0 if an interim frame may go now, else seconds until one might."""
         now = self._clock.now()
         paused = max(chat.paused_until, self._global_paused_until) - now
@@ -197,6 +198,11 @@ class OutboundScheduler:
         delay = chat.interim_delay(kind, now)
         if delay > EPSILON:
             return max(MIN_RETRY, delay if delay < math.inf else chat.frame_spacing(kind))
+        delay = chat.load_delay(kind, now, share)
+        if delay > EPSILON:
+            # At most one frame spacing: if the loop calms down meanwhile, the wider spacing it
+            # asked for shrinks and the frame may go sooner.
+            return max(MIN_RETRY, min(delay, chat.frame_spacing(kind)))
         if kind is CallKind.MESSAGE:
             wait = self._global.delay(now)
             if wait > EPSILON or self._global_turns.waiting:
@@ -243,10 +249,10 @@ class OutboundScheduler:
     # -- sending -----------------------------------------------------------------------------
     async def _send(
         self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]],
-        pace_cost: float = 1.0,
+        interim: bool = False,
     ) -> T:
         now = self._clock.now()
-        limiters = list(chat.begin(kind, now, pace_cost))
+        limiters = list(chat.begin(kind, now, interim))
         if kind is CallKind.MESSAGE:
             self._global.begin(now)
             limiters.append(self._global)

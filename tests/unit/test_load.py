@@ -62,8 +62,8 @@ async def test_while_the_loop_is_late_interim_frames_are_spaced_by_the_share() -
     busy = LoopLoad(FakeClock())
     busy.share = 0.25
     loaded = await frames_sent(busy, 60)
-    # Calm: 5 frames of burst, then the drafts' pace of 1.2/s. Busy: each frame costs four,
-    # the burst included: a quarter of that pace, 0.3/s.
+    # Calm: 5 frames of burst, then the drafts' pace of 1.2/s. Busy: frames four spacings
+    # apart, no burst: a quarter of that pace, 0.3/s.
     assert calm >= 5 + 1.2 * 55
     assert 0.3 * 60 - 1 <= loaded <= 0.3 * 60 + 2
 
@@ -91,17 +91,20 @@ class Busy:
 
 async def test_an_answers_first_text_keeps_its_pace_while_later_frames_give_way() -> None:
     busy = Busy(MIN_SHARE)
-    # The "Thinking…" placeholder and the first text: at once, at their usual cost (1 of 5).
+    # The "Thinking…" placeholder and the first text: at once, out of the burst.
     assert await busy.call("placeholder", Priority.INTERIM, shed=False)
     assert await busy.call("first text", Priority.INTERIM, shed=False)
-    assert await busy.call("more", Priority.INTERIM)  # still fits the burst, but costs five
-    assert not await busy.call("more", Priority.INTERIM)  # and leaves nothing for a fourth
+    assert not await busy.call("more", Priority.INTERIM)  # the burst is not for a busy loop
+    await busy.clock.advance(5 / 1.2 - 0.01)  # a fifth of the pace: five spacings apart
+    assert not await busy.call("more", Priority.INTERIM)
+    await busy.clock.advance(0.01)
+    assert await busy.call("more", Priority.INTERIM)
     assert busy.sent == ["placeholder", "first text", "more"]
 
 
-async def test_finals_are_not_held_back_by_the_frames_debt() -> None:
+async def test_finals_are_not_held_back_by_the_frames_spacing() -> None:
     busy = Busy(MIN_SHARE)
-    assert await busy.call("frame", Priority.INTERIM)  # the pace's whole burst spent at once
+    assert await busy.call("frame", Priority.INTERIM)  # the next frame is five spacings away
     assert not await busy.call("frame", Priority.INTERIM)
     start = busy.clock.now()
     assert await asyncio.wait_for(busy.call("final", Priority.FINAL), 1)

@@ -24,6 +24,7 @@ from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
 from bot.transport.limits import CallKind, Limits
+from bot.transport.load import LoopLoad
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import SWEEP_EVERY, FrameDropped, OutboundScheduler, Priority
@@ -384,6 +385,40 @@ async def test_interim_drafts_are_paced_evenly_not_in_bursts_and_pauses(
     gaps = [b - a for a, b in itertools.pairwise(starts[5:])]
     assert max(gaps) < 0.9  # never a pause: ~1.2 frames a second throughout
     assert len(starts) >= 5 + 59 / 0.85  # 1.2 a second, on the 50 ms grid of offers
+
+
+async def test_a_busy_loop_spaces_frames_by_its_share_now_not_when_the_last_frame_went(
+    clock: FakeClock, api: Api,
+) -> None:
+    load = LoopLoad(clock)
+    sched = OutboundScheduler(Limits(), clock, load)
+    spacing = 1 / 1.2  # the drafts' pace (test above)
+
+    async def offer(label: str) -> float | None:
+        """None if the frame went, else when to try again."""
+        try:
+            await sched.call(9, api(9, label, DRAFT), kind=DRAFT, priority=INTERIM)
+        except FrameDropped as dropped:
+            return dropped.retry_in
+        return None
+
+    load.share = 0.2  # the loop is badly behind
+    assert await offer("first") is None
+    await clock.advance(spacing)
+    retry = await offer("too soon")  # a fifth of the pace: next one 5 spacings later...
+    assert retry == pytest.approx(spacing)  # ...but asked again after one, in case it calms
+    load.share = 1.0  # it did: the burst is not given back, the plain pace is
+    await clock.advance(0.01)
+    assert await offer("calm again") is None
+    assert [c.label for c in api.calls] == ["first", "calm again"]
+    load.share = 0.5
+    await clock.advance(spacing)
+    assert await offer("half pace") is not None
+    await clock.advance(spacing)
+    assert await offer("two spacings on") is None
+    # A frame that must not wait (an answer's first text) ignores the share.
+    assert await sched.call(8, api(8, "first text", DRAFT), kind=DRAFT, priority=INTERIM,
+                            shed=False) == "first text"
 
 
 async def test_calls_count_until_their_answer_is_back(
