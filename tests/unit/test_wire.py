@@ -7,12 +7,13 @@ import json
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 
 from bot.llm import AiohttpTransport, ChatRequest, LLMClient, TextDelta
-from bot.llm.wire import PACE
+from bot.llm.wire import PACE, _drain
 from tests.fakes.llm import FakeLLM
 from tests.fakes.serve import LocalServer
 
@@ -126,6 +127,35 @@ async def test_a_paced_read_takes_everything_that_arrived_meanwhile(
     assert blocks[0] == b"data: 1\n\n"
     assert blocks[1] == b"data: 2\n\ndata: 3\n\ndata: 4\n\n"
     assert reading_while_held == [False, False]  # the socket was left alone while held
+
+
+async def test_a_drain_takes_every_buffered_chunk_with_one_flow_control_call() -> None:
+    """`_drain` against aiohttp's real StreamReader (the locked version): the bytes and the
+    bookkeeping readany would leave, and one resume instead of one per chunk (per token)."""
+
+    class Protocol:  # what a StreamReader calls on its connection's protocol
+        resumed = 0
+
+        def resume_reading(self, resume_parser: bool = True) -> None:
+            self.resumed += 1
+
+    protocol = Protocol()
+    content = aiohttp.StreamReader(protocol, 2**16,  # type: ignore[arg-type]
+                                   loop=asyncio.get_running_loop())
+    content.begin_http_chunk_receiving()
+    chunks = [f"data: {n}\n\n".encode() for n in range(50)]
+    for chunk in chunks:
+        content.feed_data(chunk)
+        content.end_http_chunk_receiving()
+    assert _drain(content) == b"".join(chunks)
+    assert protocol.resumed == 1
+    content.feed_data(b"tail")
+    content.end_http_chunk_receiving()
+    assert _drain(content) == b""  # a single chunk is readany's, as before
+    content.feed_eof()
+    assert await content.readany() == b"tail"
+    assert await content.readany() == b"" and content.at_eof()
+    assert content.total_bytes == len(b"".join(chunks)) + 4
 
 
 async def test_without_a_pace_reads_come_as_chunks_arrive(
