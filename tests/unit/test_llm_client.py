@@ -288,6 +288,13 @@ async def test_awkward_body_split_anywhere(cuts: list[int]) -> None:
     assert merged(await stream_pieces(split(AWKWARD, cuts))) == AWKWARD_EVENTS
 
 
+async def test_a_data_field_split_over_two_reads_stays_one_event() -> None:
+    # The second line and the blank line after it arrive together: the shape the decoder's
+    # fast path takes, except that a field of the event came in the read before.
+    cut = AWKWARD.index(b'\rdata: {"content"') + 2  # after "\rd": the CR ended a line
+    assert merged(await stream_pieces(split(AWKWARD, [cut]))) == AWKWARD_EVENTS
+
+
 async def test_split_between_cr_and_lf_makes_no_extra_event() -> None:
     cut = AWKWARD.index(b"\r\n") + 1
     assert merged(await stream_pieces(split(AWKWARD, [cut]))) == AWKWARD_EVENTS
