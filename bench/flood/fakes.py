@@ -41,9 +41,7 @@ from bench.flood.load import (
     visible,
 )
 from bot import eventloop
-from aiohttp import web
-
-from tests.fakes.llm import FakeLLM, Item, Text, _Framer, _usage
+from tests.fakes.llm import FakeLLM, Item, Text
 from tests.fakes.telegram import FakeTelegram, FloodLimits
 
 TEXT_METHODS = frozenset({"sendMessage", "editMessageText", "sendMessageDraft"})
@@ -123,39 +121,6 @@ class BenchLLM(FakeLLM):
             log.llm_at = time.monotonic()
         return [Text(t) for t in answer_tokens_cached(chat_id, tokens)]
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], model: str,
-                      items: list[Item]) -> web.StreamResponse:
-        """FakeLLM's stream, with each chat's frames encoded once: at 40,000 tokens a second the
-        fakes' process is a whole core, and every millisecond it spends encoding JSON is one the
-        bot may wait for (on 2 cores). The same bytes on the wire as FakeLLM's."""
-        chat_id = _stream_chat.get()
-        log = self.logs.get(chat_id)
-        if log is None:
-            return await super()._stream(request, body, model, items)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        frames = encoded_frames(chat_id, log.tokens, model, include_usage)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        self.active_streams += 1
-        try:
-            await response.write(frames[0])
-            for sent, frame in enumerate(frames[1:-1]):
-                await self._pace(sent)
-                await response.write(frame)
-            await response.write(frames[-1])
-            if include_usage:
-                frame = _Framer(f"chatcmpl-bench-{chat_id}", model, include_usage)
-                await response.write(frame.usage(_usage(body, log.tokens)))
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-            self.completed += 1
-        except ConnectionResetError:
-            pass
-        finally:
-            self.active_streams -= 1
-        return response
-
     async def _pace(self, sent: int) -> None:
         log = self.logs.get(_stream_chat.get())
         if log is None:
@@ -173,19 +138,6 @@ class BenchLLM(FakeLLM):
 
 
 _ANSWERS: dict[tuple[int, int], list[str]] = {}
-_FRAMES: dict[tuple[int, int, str, bool], list[bytes]] = {}
-
-
-def encoded_frames(chat_id: int, tokens: int, model: str, include_usage: bool) -> list[bytes]:
-    """The role frame, one frame per token, and the finish frame of a chat's answer."""
-    key = (chat_id, tokens, model, include_usage)
-    if key not in _FRAMES:
-        frame = _Framer(f"chatcmpl-bench-{chat_id}", model, include_usage)
-        _FRAMES[key] = [frame.delta({"role": "assistant", "content": ""}),
-                        *(frame.delta({"content": t})
-                          for t in answer_tokens_cached(chat_id, tokens)),
-                        frame.delta({}, finish_reason="stop")]
-    return _FRAMES[key]
 
 
 def answer_tokens_cached(chat_id: int, tokens: int) -> list[str]:
