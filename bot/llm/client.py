@@ -10,7 +10,7 @@ reader has no use for the boundaries between them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
@@ -161,7 +161,7 @@ class LLMClient:
                         return
 
     def _decoded(
-        self, lines: Iterable[str], sses: _Decoder
+        self, lines: list[str], sses: _Decoder
     ) -> tuple[list[LLMEvent], bool | Exception]:
         """The events of complete lines, adjacent text joined, and how the lines ended: True at
         `[DONE]`, an LLMError for an error the server sent in the stream, else False."""
@@ -177,7 +177,6 @@ class LLMClient:
         # httpx-sse's decoder sees every line but the commonest shape, one `data:` line and the
         # blank line that ends the event, taken here while the decoder holds nothing (it would
         # make an event "message" with that data): two method calls and an object less per token.
-        lines = lines if isinstance(lines, list) else list(lines)
         i, count = 0, len(lines)
         while i < count:
             line = lines[i]
