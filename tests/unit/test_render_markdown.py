@@ -174,3 +174,16 @@ class TestPartialInput:
 
     def test_latex_in_progress_stays_readable(self) -> None:
         assert self.render("so $x_1 + y").text == "so $x_1 + y"
+
+
+def test_the_parser_compiles_its_rule_chains_before_the_first_answer() -> None:
+    """markdown-it builds its rule chains lazily; ours are built when the parser is made, so
+    the first answer's first frame does not pay for it."""
+    from bot.render.markdown import _InlineCache, _make_parser
+
+    md = _make_parser(_InlineCache())
+    rulers = {"core": md.core.ruler, "block": md.block.ruler, "inline": md.inline.ruler,
+              "inline2": md.inline.ruler2}
+    assert {name: ruler.__cache__ is not None for name, ruler in rulers.items()} == {
+        name: True for name in rulers
+    }

@@ -6,7 +6,13 @@ import gc
 import weakref
 
 from aiogram import Bot
-from aiogram.methods import Response, SendMessageDraft
+from aiogram.methods import (
+    EditMessageText,
+    Response,
+    SendChatAction,
+    SendMessage,
+    SendMessageDraft,
+)
 
 from bot.middlewares.response_types import KeepResponseTypes
 from tests.fakes.session import RecordingSession
@@ -28,3 +34,14 @@ def test_without_it_pydantic_lets_the_class_go() -> None:
     built = weakref.ref(Response[tuple[int, str, float]])
     gc.collect()
     assert built() is None
+
+
+def test_the_streaming_calls_classes_are_built_before_the_first_call() -> None:
+    """The first answer's first sendMessage must not pay for building `Response[Message]`."""
+    keep = KeepResponseTypes()
+    gc.collect()
+    for method in (SendMessage, EditMessageText, SendMessageDraft, SendChatAction):
+        built = weakref.ref(Response[method.__returning__])  # type: ignore[name-defined]
+        gc.collect()
+        assert built() is not None, method.__name__
+    assert keep is not None
