@@ -41,8 +41,8 @@ class ChatBudget:
     pacers: dict[CallKind, TokenBucket]
     turns: Turns = field(default_factory=Turns)
     paused_until: float = 0.0
-    # When the last interim frame of each kind was granted: the busy loop's wider spacing is
-    # measured from it (see `interim_delay`).
+    # The loop's granted frame time (`LoopLoad.granted`) when the last interim frame of each
+    # kind went: a busy loop's wider spacing is measured from it (see `load_delay`).
     last_interim: dict[CallKind, float] = field(default_factory=dict)
 
     @classmethod
@@ -72,18 +72,19 @@ class ChatBudget:
         return max(self.pacers[kind].delay(now),
                    *(lim.delay(now, reserve) for lim in self.limiters[kind]))
 
-    def load_delay(self, kind: CallKind, now: float, share: float) -> float:
-        """Seconds until an interim frame may go while the loop grants `share` of their pace.
+    def load_delay(self, kind: CallKind, granted: float, share: float) -> float:
+        """Seconds until an interim frame may go while the loop grants `share` of their pace
+        now and `granted` frame time so far (`LoopLoad.granted`).
 
-        Below a full share, frames are spaced `1 / share` times their pace apart, counted from
-        the last frame with the share as it is *now*: a chat that sent a frame at the busiest
-        instant gets its next one soon after the loop calms down, not a fixed long gap later
-        (charging the gap up front left answers that started in a busy second with no frame
-        for the rest of their stream)."""
+        Below a full share, the next frame goes once the loop granted one frame spacing since
+        the last: `1 / share` spacings apart at a steady share. What counts is the share over
+        the whole wait, not at the instant of asking: charging the gap up front, or judging by
+        the share of the moment, left answers that asked in the loop's worst moments with no
+        frame for the rest of their stream."""
         last = self.last_interim.get(kind)
         if share >= 1.0 or last is None:
             return 0.0
-        return last + self.frame_spacing(kind) / share - now
+        return (self.frame_spacing(kind) - (granted - last)) / share
 
     def final_delay(self, kind: CallKind, now: float) -> float:
         """Seconds until the chat's own limits let a final go (finite when nothing is in flight)."""
@@ -93,14 +94,15 @@ class ChatBudget:
         """The pace of interim frames: when to try again after being refused for unknown time."""
         return 1 / self.pacers[kind].rate
 
-    def begin(self, kind: CallKind, now: float, interim: bool = False) -> list[Limiter]:
-        """Spend the budget of one call granted now; `end` the returned limiters when it is back."""
+    def begin(self, kind: CallKind, now: float, granted: float | None = None) -> list[Limiter]:
+        """Spend the budget of one call granted now; `end` the returned limiters when it is back.
+        `granted`: an interim frame, sent when the loop had granted this much frame time."""
         limiters = self.limiters[kind]
         for lim in limiters:
             lim.begin(now)
         self.pacers[kind].take(now)
-        if interim:
-            self.last_interim[kind] = now
+        if granted is not None:
+            self.last_interim[kind] = granted
         return limiters
 
 

@@ -21,7 +21,7 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
 - Chats whose limiters are full again and that have nothing pending are forgotten, so memory
   follows the chats that are active, not every chat ever seen.
 - When the event loop falls behind (too many answers for one process), interim frames are
-  spaced further apart, by the share `load.LoopLoad` grants at each frame's time; finals are
+  spaced further apart, by the share `load.LoopLoad` grants over the wait for each; finals are
   not.
 """
 
@@ -198,7 +198,7 @@ class OutboundScheduler:
         delay = chat.interim_delay(kind, now)
         if delay > EPSILON:
             return max(MIN_RETRY, delay if delay < math.inf else chat.frame_spacing(kind))
-        delay = chat.load_delay(kind, now, share)
+        delay = chat.load_delay(kind, self._granted(now), share)
         if delay > EPSILON:
             # At most one frame spacing: if the loop calms down meanwhile, the wider spacing it
             # asked for shrinks and the frame may go sooner.
@@ -208,6 +208,9 @@ class OutboundScheduler:
             if wait > EPSILON or self._global_turns.waiting:
                 return self._global_retry(now, wait)
         return 0.0
+
+    def _granted(self, now: float) -> float:
+        return self._load.granted(now) if self._load is not None else now
 
     def _global_retry(self, now: float, wait: float) -> float:
         """When to try again for a global slot. Refused frames get successive slots at the bot's
@@ -252,7 +255,7 @@ class OutboundScheduler:
         interim: bool = False,
     ) -> T:
         now = self._clock.now()
-        limiters = list(chat.begin(kind, now, interim))
+        limiters = list(chat.begin(kind, now, self._granted(now) if interim else None))
         if kind is CallKind.MESSAGE:
             self._global.begin(now)
             limiters.append(self._global)

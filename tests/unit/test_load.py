@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from bot.transport.limits import CallKind, Limits
 from bot.transport.load import MIN_SHARE, LoopLoad
 from bot.transport.scheduler import FrameDropped, OutboundScheduler, Priority
@@ -109,3 +111,16 @@ async def test_finals_are_not_held_back_by_the_frames_spacing() -> None:
     start = busy.clock.now()
     assert await asyncio.wait_for(busy.call("final", Priority.FINAL), 1)
     assert busy.sent == ["frame", "final"] and busy.clock.now() == start
+
+
+
+async def test_the_granted_frame_time_is_the_share_integrated_over_time() -> None:
+    clock = FakeClock()
+    load = LoopLoad(clock, target=0.05)
+    start = load.granted(clock.now())
+    await clock.advance(1.0)  # full share
+    load.observe(0.2)  # late: two thirds from here
+    await clock.advance(1.5)
+    load.share = 0.2
+    await clock.advance(2.0)
+    assert load.granted(clock.now()) - start == pytest.approx(1.0 + 1.5 * 2 / 3 + 2.0 * 0.2)

@@ -421,6 +421,31 @@ async def test_a_busy_loop_spaces_frames_by_its_share_now_not_when_the_last_fram
                             shed=False) == "first text"
 
 
+async def test_a_chat_that_asks_in_the_loops_worst_moments_still_gets_the_average_share(
+    clock: FakeClock, api: Api,
+) -> None:
+    """The share swings: 0.2 for 0.4 s, 0.6 for 0.4 s, on average 0.4. A chat that offers its
+    frames only in the dips is credited with what the loop granted over its whole wait, so it
+    gets 0.4 of the drafts' pace like any other, not a fifth of it."""
+    load = LoopLoad(clock)
+    sched = OutboundScheduler(Limits(), clock, load)
+    sent = 0
+    for step in range(60 * 20):  # 60 s in 50 ms steps
+        dip = (step // 8) % 2 == 0
+        load.share = 0.2 if dip else 0.6
+        if dip:
+            try:
+                await sched.call(9, api(9, "f", DRAFT), kind=DRAFT, priority=INTERIM)
+                sent += 1
+            except FrameDropped:
+                pass
+        await clock.advance(0.05)
+    fair = 0.4 * 1.2 * 60  # the average share of the drafts' pace, for 60 s
+    # A frame that comes due in a peak waits for the next dip: a little under the fair count.
+    # Judged by the share at the instant of asking, the chat got a fifth of the pace (14).
+    assert 0.8 * fair <= sent <= fair + 2
+
+
 async def test_calls_count_until_their_answer_is_back(
     sched: OutboundScheduler, api: Api, clock: FakeClock,
 ) -> None:
