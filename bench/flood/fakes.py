@@ -67,6 +67,8 @@ class ChatLog:
 class BenchTelegram(FakeTelegram):
     """Records a compact per-chat log instead of every call's parameters (1,000s of chats)."""
 
+    accept_all = True  # see LocalServer.accept_all
+
     def __init__(self, logs: dict[int, ChatLog], done: asyncio.Event) -> None:
         super().__init__(token=TOKEN, flood=FloodLimits(), clock=time.monotonic)
         self.logs = logs
@@ -102,6 +104,8 @@ class BenchLLM(FakeLLM):
     """Answers `q<chat>n<tokens>` with that chat's answer at 40 tokens/s on an absolute schedule
     (token i at first + i/40 s, so a busy process does not slow the stream down), and remembers
     when each token was written."""
+
+    accept_all = True  # 1,000 model streams open within seconds: see LocalServer.accept_all
 
     def __init__(self, logs: dict[int, ChatLog]) -> None:
         super().__init__(ttft=TTFT, tokens_per_second=TOKENS_PER_SECOND)

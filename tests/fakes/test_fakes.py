@@ -431,3 +431,28 @@ def test_standalone_command_lines() -> None:
     assert isinstance(telegram, FakeTelegram) and telegram.host == "0.0.0.0"
     llm = build(parse_args(["llm", "--port", "8082", "--reply", "Hi", "--model", "m1"]))
     assert isinstance(llm, FakeLLM) and llm.default_reply == "Hi" and llm.models == ["m1"]
+
+
+async def test_a_fake_that_accepts_every_pending_connection_at_once() -> None:
+    """`accept_all` (the flood benchmark's fakes): 200 connections opened together are all
+    served, and stopping closes the listener."""
+
+    class Eager(FakeLLM):
+        accept_all = True
+
+    async with Eager() as llm:
+        llm.default_reply = "ok"
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(base_url=llm.base_url + "/", connector=connector) as s:
+
+            async def ask(i: int) -> str:
+                async with s.post("chat/completions", json=chat(f"q{i}")) as response:
+                    body = await response.json()
+                    return str(body["choices"][0]["message"]["content"])
+
+            answers = await asyncio.gather(*(ask(i) for i in range(200)))
+        assert answers == ["ok"] * 200
+        port = llm.port
+    with pytest.raises(OSError):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
