@@ -20,6 +20,9 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# A listen backlog like a real server's: aiohttp's default of 128 overflows when a bot opens
+# hundreds of connections at once (the 1,000-chat flood benchmark), and every SYN dropped costs
+# that connection's first call 1-3 s of TCP retransmission.
 BACKLOG = 4096
 
 
@@ -70,9 +73,6 @@ class LocalServer:
             app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
         )
         await runner.setup()
-        # A listen backlog like a real server's: aiohttp's default of 128 overflows when a bot
-        # opens hundreds of connections at once (the 1,000-chat flood benchmark), and every SYN
-        # dropped costs that connection's first call 1-3 s of TCP retransmission.
         self._runner = runner
         if self.accept_all:
             self._port = self._listen_accepting_all(runner)

@@ -113,7 +113,6 @@ async def test_finals_are_not_held_back_by_the_frames_spacing() -> None:
     assert busy.sent == ["frame", "final"] and busy.clock.now() == start
 
 
-
 async def test_the_granted_frame_time_is_the_share_integrated_over_time() -> None:
     clock = FakeClock()
     load = LoopLoad(clock, target=0.05)
