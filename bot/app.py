@@ -78,15 +78,27 @@ class App:
             scope=BotCommandScopeAllGroupChats(),
         )
 
+    def in_flight(self) -> set[asyncio.Task[Any]]:
+        """Updates being handled and answers under way or waiting their turn."""
+        return {t for t in (*self.dispatcher._handle_update_tasks, *self.chat.tasks)
+                if not t.done()}
+
     async def drain(self, grace: float) -> None:
         """Give answers in flight `grace` seconds, then finalize the rest with a note."""
-        pending = {t for t in self.dispatcher._handle_update_tasks if not t.done()}
-        if pending:
+        if self.in_flight():
             log.info("shutdown.draining", answers=self.chat.active_count, grace=grace)
-            _, pending = await asyncio.wait(pending, timeout=grace)
-        if pending:
-            await self.chat.interrupt_all()
-            await asyncio.wait(pending, timeout=10)
+            if await self._settle(grace):
+                await self.chat.interrupt_all()
+                await self._settle(10)
+
+    async def _settle(self, timeout: float) -> set[asyncio.Task[Any]]:
+        """Wait up to `timeout` for everything in flight, including answers that updates still
+        being handled hand on meanwhile; what is left."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while pending := self.in_flight():
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        return self.in_flight()
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -165,6 +177,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
         # aiohttp's read timer keeps running while a paced stream's socket is paused: a pause
         # must stay well inside LLM_IDLE_TIMEOUT.
         ReadPacing(clock, max_interval=min(MAX_INTERVAL, llm_cfg.llm_idle_timeout / 4)),
+        watch=metrics.answer_detached,
     )
 
     # No handler keeps FSM state: without FSM, aiogram builds no storage key, context and

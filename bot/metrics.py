@@ -111,6 +111,7 @@ class _Answer:
     started: bool = False  # the model was asked
     visible: bool = False  # the user saw answer text
     llm_error: str | None = None  # the last model call failed (cleared by a later success)
+    detached: bool = False  # the answer goes on in a task of its own: that task ends it
 
 
 _current: ContextVar[_Answer | None] = ContextVar("llmbot_answer", default=None)
@@ -192,6 +193,20 @@ class Metrics:
         if answer is not None:
             answer.llm_error = kind
 
+    def answer_detached(self, task: asyncio.Task[Any]) -> None:
+        """The update being handled hands its answer on to `task`: the answer ends with the
+        task, not with the handler (the task runs in a copy of this context: same _Answer)."""
+        answer = _current.get()
+        if answer is None:
+            return
+        answer.detached = True
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            raised = asyncio.CancelledError() if task.cancelled() else task.exception()
+            self.answer_ended(answer, raised)
+
+        task.add_done_callback(ended)
+
     def answer_ended(self, answer: _Answer, raised: BaseException | None) -> None:
         if not answer.started:
             return  # commands, refusals, "busy" notes: no answer was attempted
@@ -270,11 +285,13 @@ class UpdateProbe(BaseMiddleware):
         try:
             result = await handler(event, data)
         except BaseException as exc:
-            self._m.answer_ended(answer, exc)
+            if not answer.detached:
+                self._m.answer_ended(answer, exc)
             raise
         finally:
             _current.reset(token)
-        self._m.answer_ended(answer, None)
+        if not answer.detached:
+            self._m.answer_ended(answer, None)
         return result
 
 

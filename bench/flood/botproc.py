@@ -95,13 +95,20 @@ class GcMeter:
                 "gc_worst_ms": [round(w * 1000, 1) for w in self.worst]}
 
 
+def rss_mb() -> float:
+    """The process's resident set now (peak RSS alone does not say when memory is taken)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 class LagMeter:
     """How late a 10 ms ticker wakes up: the event loop's lag as any callback sees it."""
 
     def __init__(self) -> None:
         self.lags: list[float] = []
         self.samples: list[list[float]] = []  # [loop time, lag ms]
-        self.timeline: list[list[float]] = []  # [loop time, CPU seconds, worst lag ms] a second
+        # a second: [loop time, CPU seconds, worst lag ms, RSS MB at its end]
+        self.timeline: list[list[float]] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -121,7 +128,7 @@ class LagMeter:
             worst = max(worst, lag)
             if now - second >= 1.0:  # one line a second: when the loop was busy, and how busy
                 self.timeline.append([round(now, 3), round(time.process_time() - cpu, 3),
-                                      round(worst * 1000, 1)])
+                                      round(worst * 1000, 1), rss_mb()])
                 second, worst, cpu = now, 0.0, time.process_time()
 
     async def stop(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ async def _ask(message: Message, chat: ChatService, text: str, author: str | Non
         return
     prompt = Prompt(key=key_of(message), target=target_of(message), text=text, author=author)
     try:
-        await chat.answer(prompt)
+        chat.submit(prompt)  # the answer runs on in its own task; this update is done
     except ConversationBusy:
         await message.answer(BUSY)
 

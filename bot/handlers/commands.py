@@ -61,8 +61,8 @@ async def retry(message: Message, store: Store, chat: ChatService) -> None:
         await message.answer("Nothing to retry yet.")
         return
     try:
-        await chat.answer(Prompt(key=key, target=target_of(message), text=last.content,
-                                 author=last.name))
+        chat.submit(Prompt(key=key, target=target_of(message), text=last.content,
+                           author=last.name))
     except ConversationBusy:
         await store.append(key, last)
         await message.answer("⏳ I'm still answering — try /retry again in a moment.")

@@ -5,16 +5,14 @@ hear nothing and the log line would lack the chat.
 
 from __future__ import annotations
 
-import structlog
+import functools
+from collections.abc import Awaitable, Callable
+
 from aiogram import Router
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import Chat, ErrorEvent, Message, Update
 
-from bot.transport.outbound import ChatUnavailable
+from bot.services.failure import APOLOGY, report_failure
 
-log = structlog.get_logger(__name__)
-
-APOLOGY = "⚠️ Sorry, something went wrong on my side. Please try again."
 APOLOGY_SHORT = "Sorry, something went wrong."
 
 
@@ -33,25 +31,17 @@ def _chat_of(update: Update) -> Chat | None:
 
 
 async def on_error(event: ErrorEvent) -> None:
-    exc, update = event.exception, event.update
+    update = event.update
     chat = _chat_of(update)
+    message = _message_of(update)
+    apologize: Callable[[], Awaitable[object]] | None = None
+    if message is not None:
+        apologize = functools.partial(message.answer, APOLOGY)
+    elif update.callback_query is not None:
+        apologize = functools.partial(update.callback_query.answer, APOLOGY_SHORT)
     # The error middleware sits outside the log-context middleware: bind the context here.
-    context = {"update_id": update.update_id, "chat_id": chat.id if chat else None}
-    if isinstance(exc, TelegramForbiddenError | ChatUnavailable):
-        log.warning("chat.unavailable", error=str(exc), **context)
-        return  # blocked or removed: an apology could not arrive either
-    log.error("handler.failed", error_type=type(exc).__name__, error=str(exc), exc_info=exc,
-              **context)
-    if isinstance(exc, TelegramRetryAfter):
-        return  # the chat is in a flood window: one more message now would only extend it
-    try:
-        message = _message_of(update)
-        if message is not None:
-            await message.answer(APOLOGY)
-        elif update.callback_query is not None:
-            await update.callback_query.answer(APOLOGY_SHORT)
-    except TelegramAPIError as send_exc:
-        log.warning("handler.apology_failed", error_type=type(send_exc).__name__, **context)
+    await report_failure(event.exception, apologize, update_id=update.update_id,
+                         chat_id=chat.id if chat else None)
 
 
 def make_router() -> Router:

@@ -1,8 +1,8 @@
 """A burst of updates is taken in a few at a time, so the event loop keeps turning meanwhile.
 
 aiogram starts one task per update, and every task runs its first stretch (middlewares, the
-handler, the "Thinking…" draft up to its network write, ~0.6 ms) in the same event-loop
-iteration as the others of its getUpdates batch: 100 questions at once stall every answer
+handler; then, in the answer's own task one iteration later, the "Thinking…" draft up to its
+network write, ~0.6 ms) in the same event-loop iteration as the others of its getUpdates batch: 100 questions at once stall every answer
 already streaming for ~60 ms, and each later stretch of that batch (opening 100 model streams)
 stalls it again. `Admission` lets at most `per_iteration` updates begin per iteration; the rest
 wait their turn in arrival order, so a burst costs latency only to its own tail.

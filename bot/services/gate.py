@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from bot.storage import ConversationKey
 
@@ -20,6 +21,35 @@ class _Slot:
     users: int = 0  # the running answer plus those waiting
 
 
+class Ticket:
+    """A place in a conversation's queue, taken at once (`ConversationGate.reserve`) and used
+    later (`async with ticket:` waits for the turn and holds it). `release` gives the place
+    back; it runs on leaving the block, and must also run if the block is never entered (a
+    task cancelled before it starts), so it may be called any number of times."""
+
+    def __init__(self, gate: ConversationGate, key: ConversationKey, slot: _Slot) -> None:
+        self._gate = gate
+        self._key = key
+        self._slot = slot
+        self._released = False
+
+    async def __aenter__(self) -> None:
+        await self._slot.lock.acquire()  # asyncio.Lock wakes waiters in FIFO order
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._slot.lock.release()
+        self.release()
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self._slot.users -= 1
+        if self._slot.users == 0:
+            self._gate._slots.pop(self._key, None)
+
+
 class ConversationGate:
     def __init__(self, queue_max: int) -> None:
         self._queue_max = queue_max
@@ -29,16 +59,19 @@ class ConversationGate:
         slot = self._slots.get(key)
         return max(0, slot.users - 1) if slot else 0
 
-    @contextlib.asynccontextmanager
-    async def turn(self, key: ConversationKey) -> AsyncIterator[None]:
+    def reserve(self, key: ConversationKey) -> Ticket:
+        """A place in `key`'s queue behind those already taken (ConversationBusy if full)."""
         slot = self._slots.setdefault(key, _Slot())
         if slot.users > self._queue_max:
             raise ConversationBusy
         slot.users += 1
+        return Ticket(self, key, slot)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: ConversationKey) -> AsyncIterator[None]:
+        ticket = self.reserve(key)
         try:
-            async with slot.lock:  # asyncio.Lock wakes waiters in FIFO order
+            async with ticket:
                 yield
         finally:
-            slot.users -= 1
-            if slot.users == 0:
-                self._slots.pop(key, None)
+            ticket.release()

@@ -34,12 +34,9 @@ class Harness:
         return self.tg.texts(chat_id)
 
     async def idle(self, timeout: float = 10) -> None:
-        """Wait until no update is being handled."""
+        """Wait until no update is being handled and no answer is under way."""
         async with asyncio.timeout(timeout):
-            while True:
-                tasks = [t for t in self.app.dispatcher._handle_update_tasks if not t.done()]
-                if not tasks:
-                    return
+            while tasks := self.app.in_flight():
                 await asyncio.wait(tasks)
 
 

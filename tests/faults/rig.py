@@ -153,9 +153,9 @@ class Rig:
     logs: LogCapture
 
     async def idle(self, timeout: float = 10) -> None:
-        """Wait until no update is being handled."""
+        """Wait until no update is being handled and no answer is under way."""
         async with asyncio.timeout(timeout):
-            while tasks := [t for t in self.app.dispatcher._handle_update_tasks if not t.done()]:
+            while tasks := self.app.in_flight():
                 await asyncio.wait(tasks)
 
     async def finals(self, chat_id: int, count: int = 1, timeout: float = 10) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.handlers.errors import APOLOGY
+from bot.services.failure import APOLOGY
 from bot.storage import ConversationKey, Turn
 
 from .rig import OTHER, USER, rig

@@ -30,8 +30,7 @@ async def test_grace_over_in_flight_noted_and_queued_ones_told_to_resend() -> No
         r.tg.private_text(USER, "first")
         await r.drafted(USER, "Half an answer")
         r.tg.private_text(USER, "second, queued behind the first")
-        await r.tg.wait_for(lambda calls: len(
-            [t for t in r.app.dispatcher._handle_update_tasks if not t.done()]) == 2)
+        await r.tg.wait_for(lambda calls: len(r.app.chat.tasks) == 2)
         started = asyncio.get_running_loop().time()
         await asyncio.wait_for(r.app.drain(0.3), 5)
         assert asyncio.get_running_loop().time() - started < 3  # not the 10 s safety net
