@@ -14,6 +14,9 @@ The bot's CPU, peak RSS and event-loop lag are its own: the fakes run elsewhere.
     uv run python bench/bench_flood.py [--only N] [--plot bench/flood_chars.png]
     uv run python bench/bench_flood.py --only 4 --repeat 10   # ours only: the spread of 10 runs
 
+BENCH_BOT_PYTHON=path runs the bot's process under another interpreter (a venv of the same lock
+file, e.g. `UV_PROJECT_ENVIRONMENT=/tmp/venv312 uv sync -p 3.12`); the fakes stay on this one.
+
 Not a test: it prints numbers (and saves the plot). A few minutes on 2 cores.
 """
 
@@ -48,8 +51,11 @@ class Proc:
     @classmethod
     async def start(cls, log: Path, *args: str) -> Proc:
         err = log.open("ab")
+        python = sys.executable
+        if "bench.flood.botproc" in args and os.environ.get("BENCH_BOT_PYTHON"):
+            python = os.environ["BENCH_BOT_PYTHON"]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+            python, *args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=err, limit=2**28,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
