@@ -2,10 +2,11 @@
 
 aiogram starts one task per update, and every task runs its first stretch (middlewares, the
 handler; then, in the answer's own task one iteration later, the "Thinking…" draft up to its
-network write, ~0.6 ms) in the same event-loop iteration as the others of its getUpdates batch: 100 questions at once stall every answer
-already streaming for ~60 ms, and each later stretch of that batch (opening 100 model streams)
-stalls it again. `Admission` lets at most `per_iteration` updates begin per iteration; the rest
-wait their turn in arrival order, so a burst costs latency only to its own tail.
+network write, ~0.6 ms) in the same event-loop iteration as the others of its getUpdates
+batch: 100 questions at once stall every answer already streaming for ~60 ms, and each later
+stretch of that batch (opening 100 model streams) stalls it again. `Admission` lets at most
+`per_iteration` updates begin per iteration; the rest wait their turn in arrival order, so a
+burst costs latency only to its own tail.
 
 Five per iteration, measured (bench_flood, 1,000 questions at once): event-loop lag p99
 96-106 ms and first text p50 115-147 ms, against 119-140 ms and 209-214 ms with ten, and
