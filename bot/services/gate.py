@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -66,12 +64,3 @@ class ConversationGate:
             raise ConversationBusy
         slot.users += 1
         return Ticket(self, key, slot)
-
-    @contextlib.asynccontextmanager
-    async def turn(self, key: ConversationKey) -> AsyncIterator[None]:
-        ticket = self.reserve(key)
-        try:
-            async with ticket:
-                yield
-        finally:
-            ticket.release()

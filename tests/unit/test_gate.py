@@ -19,7 +19,7 @@ async def test_turns_run_one_at_a_time_in_arrival_order_and_the_queue_is_bounded
     order: list[int] = []
 
     async def turn(n: int) -> None:
-        async with gate.turn(KEY):
+        async with gate.reserve(KEY):
             order.append(n)
             await release.wait()
 
@@ -27,10 +27,10 @@ async def test_turns_run_one_at_a_time_in_arrival_order_and_the_queue_is_bounded
     await settle()
     assert order == [0] and gate.waiting(KEY) == 2
     with pytest.raises(ConversationBusy):
-        async with gate.turn(KEY):
-            pass
-    async with gate.turn(ConversationKey(2)):  # other conversations are not held up
+        gate.reserve(KEY)
+    async with gate.reserve(ConversationKey(2)):  # other conversations are not held up
         pass
+    assert gate.waiting(ConversationKey(2)) == 0
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order == [0, 1, 2] and gate.waiting(KEY) == 0
