@@ -14,7 +14,8 @@ Diagnostics, all off by default: BENCH_SPY=path (py-spy profile; BENCH_SPY_FORMA
 keeps the samples' order), BENCH_PROFILE=path (cProfile), BENCH_CENSUS=path (objects the GC
 tracks 3 s in), BENCH_GARBAGE=path (what the GC freed), BENCH_GC=a,b,c (GC thresholds instead of
 bot/heap.py's), BENCH_STORAGE=sqlite:///path (the production store instead of memory),
-BENCH_SHARE=path (the load governor's frame share at each of its ticks).
+BENCH_SHARE=path (the load governor's frame share at each of its ticks), BENCH_TRACE=path (where
+each answer's first text spends its time: FirstTextTrace).
 """
 
 from __future__ import annotations
@@ -58,15 +59,24 @@ class RttMeter(BaseRequestMiddleware):
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        # BENCH_TRACE: chat -> [start, end] of its first call with text
+        self.first_text: dict[int, list[float]] = {}
 
     async def __call__(self, make_request: Any, bot: Bot, method: Any) -> Any:
-        if getattr(method, "chat_id", None) is None:
+        chat_id = getattr(method, "chat_id", None)
+        if chat_id is None:
             return await make_request(bot, method)
         start = time.monotonic()
+        first = getattr(method, "text", None) and chat_id not in self.first_text
+        if first:
+            self.first_text[chat_id] = [start]
         try:
             return await make_request(bot, method)
         finally:
-            self.samples.append(time.monotonic() - start)
+            end = time.monotonic()
+            self.samples.append(end - start)
+            if first:
+                self.first_text[chat_id].append(end)
 
     def p50_ms(self) -> float:
         return statistics.median(self.samples) * 1000 if self.samples else 0.0
@@ -93,6 +103,59 @@ class GcMeter:
     def report(self) -> dict[str, Any]:
         return {"gc_s": [round(s, 3) for s in self.seconds], "gc_counts": self.counts,
                 "gc_worst_ms": [round(w * 1000, 1) for w in self.worst]}
+
+
+class FirstTextTrace:
+    """BENCH_TRACE=path: where an answer's first text spends its time. Per chat: when the bot
+    read its first token (`read`), when the Bot API call carrying it started and returned
+    (`sent`); per Bot API call: how long aiohttp's pool took to hand it a connection and how
+    many connections were opened meanwhile (`connects`). The fakes' logs have when the model
+    wrote the token and when the fake Bot API received the call, on the same monotonic clock."""
+
+    def __init__(self, rtt: RttMeter) -> None:
+        import aiohttp.connector
+
+        from bot.transport.answer import AnswerStream
+
+        self.rtt = rtt
+        self.read: dict[int, float] = {}
+        self.connects: list[tuple[float, float, int]] = []
+        self.opened = 0
+        push, connect = AnswerStream.push, aiohttp.connector.BaseConnector.connect
+        create = aiohttp.connector.TCPConnector._create_connection
+        trace = self
+
+        def traced_push(stream: AnswerStream, delta: str) -> None:
+            trace.read.setdefault(stream.target.chat_id, time.monotonic())
+            push(stream, delta)
+
+        async def timed_connect(connector: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
+            start, opened = time.monotonic(), trace.opened
+            try:
+                return await connect(connector, req, *args, **kwargs)
+            finally:
+                if req.url.path.startswith("/bot"):  # the Bot API's, not the model's
+                    trace.connects.append((start, time.monotonic() - start,
+                                           trace.opened - opened))
+
+        async def counted_create(connector: Any, *args: Any, **kwargs: Any) -> Any:
+            trace.opened += 1
+            return await create(connector, *args, **kwargs)
+
+        AnswerStream.push = traced_push  # type: ignore[method-assign]
+        aiohttp.connector.BaseConnector.connect = timed_connect  # type: ignore[method-assign]
+        aiohttp.connector.TCPConnector._create_connection = counted_create  # type: ignore
+
+    def report(self) -> dict[str, Any]:
+        return {"read": self.read, "sent": self.rtt.first_text, "connects": self.connects}
+
+
+def run_delay() -> float:
+    """Seconds this process spent runnable but waiting for a CPU (Linux schedstat; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def rss_mb() -> float:
@@ -222,6 +285,7 @@ async def main(policy: str, telegram: str, llm: str) -> None:
     build = run_ours if policy == "ours" else run_baseline
     bot, dp, closers = await build(telegram, llm)
     rtt = RttMeter()
+    trace = FirstTextTrace(rtt) if os.environ.get("BENCH_TRACE") else None
     bot.session.middleware(rtt)
     polling = asyncio.create_task(dp.start_polling(
         bot, handle_signals=False, close_bot_session=False, polling_timeout=1,
@@ -230,7 +294,7 @@ async def main(policy: str, telegram: str, llm: str) -> None:
     meter = LagMeter()
     gcm = GcMeter()
     keep: list[asyncio.Task[None]] = []
-    cpu0 = 0.0
+    cpu0 = waited0 = 0.0
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     spy = None
     while line := (await read_line()).strip():
@@ -238,6 +302,7 @@ async def main(policy: str, telegram: str, llm: str) -> None:
             spy = start_spy()
             cpu0 = time.process_time()
             ru0 = resource.getrusage(resource.RUSAGE_SELF)
+            waited0 = run_delay()
             meter.start()
             gc.callbacks.append(gcm)
             if os.environ.get("BENCH_GARBAGE"):
@@ -260,6 +325,9 @@ async def main(policy: str, telegram: str, llm: str) -> None:
                                         json.dumps(report, indent=0))
                 gc.set_debug(0)
                 gc.garbage.clear()
+            if trace is not None:
+                await asyncio.to_thread(Path(os.environ["BENCH_TRACE"]).write_text,
+                                        json.dumps(trace.report()))
             if save_share is not None:
                 await asyncio.to_thread(save_share)
             if spy is not None:
@@ -269,6 +337,8 @@ async def main(policy: str, telegram: str, llm: str) -> None:
             emit({"cpu_s": time.process_time() - cpu0, "peak_rss_mb": usage.ru_maxrss / 1024,
                   # in the kernel: socket calls, epoll, loopback delivery to the fakes
                   "sys_s": usage.ru_stime - ru0.ru_stime,
+                  # runnable but not running: the CPU went to another process (the fakes)
+                  "waited_s": run_delay() - waited0,
                   "rtt_p50_ms": rtt.p50_ms(), **lag, **gcm.report()})
             break
     await dp.stop_polling()
