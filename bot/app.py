@@ -41,6 +41,13 @@ from bot.transport.scheduler import OutboundScheduler
 
 log = structlog.get_logger(__name__)
 
+# The Bot API session's connections. The scheduler, not the pool, must be what paces calls: at
+# the drafts' allowance 1,000 streaming chats make ~1,300 calls/s, which at a 0.2 s round trip
+# need ~260 connections; aiogram's default of 100 queued the 1,000-chat benchmark's first frames
+# behind one another (first text p50 3.1 s, 1.7 s with 256). The scheduler keeps part of them
+# free of interim frames (scheduler.py).
+TELEGRAM_CONNECTIONS = 256
+
 
 @dataclass
 class App:
@@ -110,12 +117,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     clock = clock or LoopClock()
     closers: list[Any] = []
     tg = settings.telegram
-    # The scheduler, not the connection pool, must be what paces calls: at the drafts'
-    # allowance 1,000 streaming chats make ~1,300 calls/s, which at a 0.2 s round trip need
-    # ~260 connections; aiogram's default of 100 queued the 1,000-chat benchmark's first
-    # frames behind one another (first text p50 3.1 s, 1.7 s with 256).
     session = JsonSession(api=TelegramAPIServer.from_base(tg.telegram_api_url),
-                          timeout=tg.telegram_timeout, limit=256)
+                          timeout=tg.telegram_timeout, limit=TELEGRAM_CONNECTIONS)
     bot = Bot(token=tg.telegram_bot_token.get_secret_value(), session=session,
               default=DefaultBotProperties(parse_mode=None))
     closers.append(bot.session.close)
@@ -151,7 +154,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
         chat_per_second=lim.limit_chat_per_second, chat_burst=lim.limit_chat_burst,
         group_per_minute=lim.limit_group_per_minute, draft_per_5s=lim.limit_draft_per_5s,
         draft_per_30s=lim.limit_draft_per_30s, global_per_second=lim.limit_global_per_second,
-    ), clock, load)
+    ), clock, load, connections=TELEGRAM_CONNECTIONS)
     # Replies sent straight from handlers (notes, command answers) spend the same chat budget.
     session.middleware(BudgetMiddleware(scheduler))
     st = settings.stream

@@ -23,6 +23,12 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
 - When the event loop falls behind (too many answers for one process), interim frames are
   spaced further apart, by the share `load.LoopLoad` grants over the wait for each; finals are
   not.
+- Interim frames leave some of the Bot API session's connections to everything else. A call
+  waits in aiohttp's pool, first come first served, when every connection is busy; at 1,000
+  answers frames kept the pool's 256 connections busy, and each answer's first text and each
+  final waited 60-300 ms behind them (the frames themselves went out with text that went stale
+  in that queue). With the reserve, a frame that finds the frames' share of connections in use
+  is refused like any other, and the calls that should not wait find a connection free.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import random
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from enum import IntEnum
@@ -56,6 +63,13 @@ GLOBAL_FLOOD_WINDOW = 2.0
 SWEEP_EVERY = 30.0
 MIN_RETRY = 0.05
 BUSY_SHARE = 0.5
+# The part of the session's connections interim frames leave to finals, first texts and handler
+# replies (plus getUpdates and other calls outside the scheduler), and how soon a frame refused
+# for want of one tries again: a connection frees within about one round trip; spread, so that
+# the frames refused together do not come back together.
+CONNECTION_RESERVE = 1 / 8
+MIN_CONNECTION_RESERVE = 2
+CONNECTION_RETRY = (0.1, 0.3)
 
 
 class Priority(IntEnum):
@@ -76,10 +90,16 @@ GRANTED: ContextVar[bool] = ContextVar("outbound_granted", default=False)
 
 
 class OutboundScheduler:
-    def __init__(self, limits: Limits, clock: Clock, load: LoopLoad | None = None) -> None:
+    def __init__(self, limits: Limits, clock: Clock, load: LoopLoad | None = None, *,
+                 connections: int | None = None, rng: random.Random | None = None) -> None:
+        """`connections`: how many the Bot API session opens at most (None: no limit)."""
         self._limits = limits
         self._clock = clock
         self._load = load
+        self._rng = rng or random.Random()
+        self._frame_connections = None if connections is None else max(
+            1, connections - max(MIN_CONNECTION_RESERVE, round(connections * CONNECTION_RESERVE)))
+        self.in_flight = 0  # calls granted and not yet answered
         self._chats: dict[int, ChatBudget] = {}
         self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
         self._global_turns = Turns()
@@ -151,7 +171,7 @@ class OutboundScheduler:
         shed: bool,
     ) -> T:
         share = self._load.share if self._load is not None and shed else 1.0
-        retry = self._interim_delay(chat, kind, share)
+        retry = self._interim_delay(chat, kind, share, shed)
         if retry > 0:
             raise FrameDropped(retry)
         if not chat.turns.try_acquire():
@@ -160,7 +180,7 @@ class OutboundScheduler:
             # Only a call in flight is ahead (one round trip): wait for its answer.
             await chat.turns.acquire(Priority.INTERIM, next(self._seq))
         try:
-            retry = self._interim_delay(chat, kind, share)
+            retry = self._interim_delay(chat, kind, share, shed)
             if retry > 0:
                 raise FrameDropped(retry)
             try:
@@ -189,7 +209,8 @@ class OutboundScheduler:
             chat.turns.release()
 
     # -- waiting -----------------------------------------------------------------------------
-    def _interim_delay(self, chat: ChatBudget, kind: CallKind, share: float) -> float:
+    def _interim_delay(self, chat: ChatBudget, kind: CallKind, share: float,
+                       shed: bool = True) -> float:
         """0 if an interim frame may go now, else seconds until one might."""
         now = self._clock.now()
         paused = max(chat.paused_until, self._global_paused_until) - now
@@ -207,6 +228,10 @@ class OutboundScheduler:
             wait = self._global.delay(now)
             if wait > EPSILON or self._global_turns.waiting:
                 return self._global_retry(now, wait)
+        if shed and self._frame_connections is not None and (
+            self.in_flight >= self._frame_connections
+        ):
+            return self._rng.uniform(*CONNECTION_RETRY)
         return 0.0
 
     def _granted(self, now: float) -> float:
@@ -260,12 +285,14 @@ class OutboundScheduler:
             self._global.begin(now)
             limiters.append(self._global)
         granted = GRANTED.set(True)
+        self.in_flight += 1
         try:
             return await send()
         except TelegramRetryAfter as exc:
             self._paused(chat_id, chat, exc.retry_after)
             raise
         finally:
+            self.in_flight -= 1
             GRANTED.reset(granted)
             end = self._clock.now()
             for lim in limiters:
