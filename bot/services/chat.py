@@ -74,6 +74,19 @@ class _Active:
     task: asyncio.Task[Usage | None] | None = None
     note: str | None = None
 
+    def cancel(self) -> None:
+        """Stop reading the model (which closes its connection: the provider stops generating).
+        While the reader is sending the answer's first text itself, right after that call
+        instead (AnswerStream.show_first): a draft cut off in flight could land after the final.
+        The total time limit (asyncio.timeout in _consume) is the one cancel that does not wait.
+        """
+        if self.task is None:
+            return
+        if self.stream.first_in_flight:
+            self.stream.after_first = self.task.cancel
+        else:
+            self.task.cancel()
+
 
 @dataclass
 class _Outcome:
@@ -185,7 +198,7 @@ class ChatService:
         if active is None or active.task is None or active.task.done():
             return False
         active.note = STOPPED_NOTE
-        active.task.cancel()  # closes the LLM connection: the provider stops generating
+        active.cancel()
         return True
 
     async def interrupt_all(self) -> None:
@@ -195,7 +208,7 @@ class ChatService:
         for active in list(self._active.values()):
             if active.task is not None and not active.task.done():
                 active.note = SHUTDOWN_NOTE
-                active.task.cancel()
+                active.cancel()
 
     async def _answer_now(self, prompt: Prompt) -> AnswerResult:
         if self._closing:
@@ -227,7 +240,7 @@ class ChatService:
             # the placeholder costs no Bot API round trip before the first token.
             active.task = asyncio.create_task(self._consume(request, stream, outcome))
             # 403 (blocked, removed): stop generating for a chat that can no longer read it.
-            stream.on_unavailable = active.task.cancel
+            stream.on_unavailable = active.cancel
             try:
                 await stream.start()
             except BaseException:
@@ -310,12 +323,14 @@ class ChatService:
     @staticmethod
     async def _read(events: AsyncIterator[LLMEvent], stream: AnswerStream, out: _Outcome) -> None:
         async for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, TextDelta | ReasoningDelta):
+                if isinstance(event, TextDelta):
+                    stream.push(event.text)
+                else:
+                    stream.push_reasoning(event.text)
                 out.started = True
-                stream.push(event.text)
-            elif isinstance(event, ReasoningDelta):
-                out.started = True
-                stream.push_reasoning(event.text)
+                if not stream.shown:  # the answer's first text: sent without a hand-off
+                    await stream.show_first()
             elif isinstance(event, Usage):
                 out.usage = event
             elif isinstance(event, Finish):
