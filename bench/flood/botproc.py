@@ -110,7 +110,8 @@ class FirstTextTrace:
     read its first token (`read`), when the Bot API call carrying it started and returned
     (`sent`); per Bot API call: how long aiohttp's pool took to hand it a connection and how
     many connections were opened meanwhile (`connects`). The fakes' logs have when the model
-    wrote the token and when the fake Bot API received the call, on the same monotonic clock."""
+    wrote the token and when the fake Bot API received the call, on the same monotonic clock;
+    `python -m bench.flood.firsttext DUMP TRACE` puts them together."""
 
     def __init__(self, rtt: RttMeter) -> None:
         import aiohttp.connector
