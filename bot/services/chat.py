@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import structlog
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.clock import Clock
 from bot.llm import (
@@ -21,7 +20,6 @@ from bot.llm import (
     LLMEvent,
     LLMStatusError,
     LLMStreamingUnsupported,
-    LLMTimeoutError,
     ReasoningDelta,
     TextDelta,
     Usage,
@@ -35,13 +33,19 @@ from bot.transport.target import ChatTarget
 from .failure import APOLOGY, report_failure
 from .gate import ConversationGate, Ticket
 from .history import build_messages
+from .notes import (
+    LENGTH_NOTE,
+    SHUTDOWN_NOTE,
+    STOPPED_NOTE,
+    TIMEOUT_NOTE,
+    WAITING_SHUTDOWN_NOTE,
+    describe_failure,
+    stop_markup,
+)
 from .pacing import ReadPacing
 
 log = structlog.get_logger(__name__)
 
-STOPPED_NOTE = "⏹ Stopped."
-SHUTDOWN_NOTE = "⚠️ Interrupted: the bot is restarting."
-WAITING_SHUTDOWN_NOTE = "⚠️ The bot is restarting: please send that message again in a minute."
 RETRY_AFTER_CAP = 30.0
 
 
@@ -93,32 +97,6 @@ class _Outcome:
     usage: Usage | None = None
     finish_reason: str | None = None
     started: bool = False
-
-
-def stop_markup(key: ConversationKey) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="⏹ Stop", callback_data=f"stop:{key.chat_id}:{key.thread_id}")
-    ]])
-
-
-def describe_failure(exc: LLMError, *, started: bool) -> str:
-    if isinstance(exc, LLMTimeoutError):
-        reason = "the model endpoint stopped responding"
-    elif isinstance(exc, LLMConnectionError):
-        reason = ("the connection to the model endpoint was lost" if started
-                  else "the model endpoint could not be reached")
-    elif isinstance(exc, LLMStatusError):
-        reason = {
-            401: "the model endpoint rejected the API key (HTTP 401)",
-            403: "the model endpoint refused access (HTTP 403)",
-            404: "the model or endpoint was not found (HTTP 404)",
-            429: "the model endpoint is rate-limiting requests (HTTP 429)",
-        }.get(exc.status_code, f"the model endpoint returned HTTP {exc.status_code}")
-    else:
-        reason = "the model endpoint reported an error"
-    if started:
-        return f"⚠️ Answer interrupted: {reason}."
-    return f"⚠️ Sorry, no answer: {reason}. Please try again later."
 
 
 def _retryable(exc: LLMError) -> bool:
@@ -267,9 +245,9 @@ class ChatService:
                             started=outcome.started)
                 note = describe_failure(exc, started=bool(stream.source))
             except TimeoutError:
-                note = "⚠️ Answer interrupted: it took longer than the time limit."
+                note = TIMEOUT_NOTE
             if note is None and outcome.finish_reason == "length":
-                note = "✂️ Cut off: the model reached its length limit."
+                note = LENGTH_NOTE
         finally:
             self._active.pop(key, None)
             result = await stream.finish(note)

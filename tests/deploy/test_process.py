@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.chat import SHUTDOWN_NOTE
+from bot.services.notes import SHUTDOWN_NOTE
 from tests.deploy.harness import SECRET, TOKEN, USER, free_port
 from tests.e2e.harness import API_KEY
 from tests.fakes.llm import FakeLLM, Pause

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.chat import SHUTDOWN_NOTE
+from bot.services.notes import SHUTDOWN_NOTE
 from tests.fakes.llm import Pause
 from tests.fakes.telegram import FakeTelegram
 

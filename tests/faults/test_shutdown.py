@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.services.chat import SHUTDOWN_NOTE, WAITING_SHUTDOWN_NOTE
+from bot.services.notes import SHUTDOWN_NOTE, WAITING_SHUTDOWN_NOTE
 from tests.fakes.llm import Pause
 
 from .rig import USER, rig
