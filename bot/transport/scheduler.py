@@ -26,7 +26,7 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
 - Interim frames leave some of the Bot API session's connections to everything else. A call
   waits in aiohttp's pool, first come first served, when every connection is busy; at 1,000
   answers frames kept the pool's 256 connections busy, and each answer's first text and each
-  final waited 60-300 ms behind them. Frames now hold at most 7/8 of the connections, so those
+  final waited 60-300 ms behind them. Frames hold at most 7/8 of the connections, so those
   find one free; a frame that finds the frames' share in use waits for one of it, in arrival
   order (a connection frees within about a round trip). Refused and retried instead, 2,400-3,700
   frames a run bounced, at a render and a wake-up each, and whichever chat retried at the
@@ -99,7 +99,6 @@ class OutboundScheduler:
         if connections is not None:
             reserve = max(MIN_CONNECTION_RESERVE, round(connections * CONNECTION_RESERVE))
             self._frame_connections = asyncio.Semaphore(max(1, connections - reserve))
-        self.in_flight = 0  # calls granted and not yet answered
         self._chats: dict[int, ChatBudget] = {}
         self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
         self._global_turns = Turns()
@@ -289,14 +288,12 @@ class OutboundScheduler:
             self._global.begin(now)
             limiters.append(self._global)
         granted = GRANTED.set(True)
-        self.in_flight += 1
         try:
             return await send()
         except TelegramRetryAfter as exc:
             self._paused(chat_id, chat, exc.retry_after)
             raise
         finally:
-            self.in_flight -= 1
             GRANTED.reset(granted)
             end = self._clock.now()
             for lim in limiters:

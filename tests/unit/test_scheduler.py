@@ -481,28 +481,25 @@ async def test_frames_leave_connections_to_the_calls_that_should_not_wait(
     """A call finding every pooled connection busy queues in aiohttp behind the others, so
     frames hold only part of them: first texts and finals find one free, and frames beyond
     their part wait for one of it in arrival order."""
-    sched = OutboundScheduler(Limits(), clock, connections=10)
+    sched = OutboundScheduler(Limits(), clock, connections=10)  # frames: 8, 2 kept back
     api.latency = 1.0  # every call takes a second
     frames = [spawn(sched, api, chat, f"frame {chat}", kind=DRAFT, priority=INTERIM)
               for chat in range(1, 9)]
-    await settle()
-    assert sched.in_flight == 8  # 10 connections, 2 kept from frames
     later = [spawn(sched, api, chat, f"frame {chat}", kind=DRAFT, priority=INTERIM)
              for chat in (9, 12, 13)]
     await settle()
-    assert sched.in_flight == 8 and not any(t.done() for t in later)  # they wait...
     first_text = asyncio.create_task(sched.call(
         10, api(10, "first text", DRAFT), kind=DRAFT, priority=INTERIM, shed=False))
     final = spawn(sched, api, 11, "final")
-    await settle()
-    assert sched.in_flight == 10  # ...and these go at once, on the reserve
     await clock.advance(1.0)
+    assert all(t.done() for t in (*frames, first_text, final))
+    assert not any(t.done() for t in later)  # they waited for the first eight
     await asyncio.gather(*frames, first_text, final)
-    assert sched.in_flight == 3  # the waiting frames took the freed connections
     await clock.advance(1.0)
     await asyncio.gather(*later)
     started = {c.label: c.start for c in api.calls}
-    assert started["first text"] == started["final"] == 1000.0
+    assert [started[f"frame {c}"] for c in range(1, 9)] == [1000.0] * 8
+    assert started["first text"] == started["final"] == 1000.0  # at once, on the reserve
     assert [started[f"frame {c}"] for c in (9, 12, 13)] == [1001.0] * 3
     assert [c.label for c in api.calls][-3:] == ["frame 9", "frame 12", "frame 13"]
 
