@@ -17,10 +17,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
+from aiogram import __version__ as aiogram_version
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods.base import TelegramType
-from aiohttp import ClientError, ClientTimeout
+from aiohttp import ClientError, ClientSession, ClientTimeout
+from aiohttp.hdrs import USER_AGENT
+from aiohttp.http import SERVER_SOFTWARE
+
+from .eagerbody import REQUEST_CLASS
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -34,6 +39,19 @@ class JsonSession(AiohttpSession):
         kwargs.setdefault("json_loads", orjson.loads)  # answers parsed in C too
         super().__init__(**kwargs)
         self._timeouts: dict[float, ClientTimeout] = {}
+
+    async def create_session(self) -> ClientSession:
+        # aiogram's own, plus the request class that writes a body at once (eagerbody.py).
+        if self._should_reset_connector:
+            await self.close()
+        if self._session is None or self._session.closed:
+            self._session = ClientSession(
+                connector=self._connector_type(**self._connector_init),
+                headers={USER_AGENT: f"{SERVER_SOFTWARE} aiogram/{aiogram_version}"},
+                request_class=REQUEST_CLASS,
+            )
+            self._should_reset_connector = False
+        return self._session
 
     def json_body(self, bot: Bot, method: TelegramMethod[Any]) -> bytes | None:
         """The call as JSON, or None when it uploads a file (multipart only)."""
