@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import aiohttp
 import httpx
 
+from bot.eagerbody import REQUEST_CLASS
+
 PACE = "bot.pace"  # request extension: `async () -> None`, awaited before each body read
 
 Pace = Callable[[], Awaitable[None]]
@@ -174,7 +176,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=self._keepalive,
                                              ssl=self._ssl)
             # httpx decodes gzip itself and sends its own Accept/User-Agent headers.
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+            # On Python 3.11 the request's body leaves with its headers (bot/eagerbody.py).
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                                  request_class=REQUEST_CLASS)
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -25,7 +25,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout
 from aiohttp.hdrs import USER_AGENT
 from aiohttp.http import SERVER_SOFTWARE
 
-from .eagerbody import REQUEST_CLASS
+from bot.eagerbody import REQUEST_CLASS
 
 if TYPE_CHECKING:
     from aiogram import Bot

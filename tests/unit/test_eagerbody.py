@@ -2,8 +2,9 @@
 the event loop that makes the call, as aiohttp itself does on 3.12+ (an eager task). A body that
 has to wait (a slow reader, a body produced in parts) is finished by the task, cancellable.
 
-Real aiogram Bot, real JsonSession, real aiohttp over loopback sockets; the far end is a plain
-asyncio server that notes in which turn of the loop each complete request arrived.
+Real aiogram Bot and JsonSession, real httpx over the model's AiohttpTransport, real aiohttp
+over loopback sockets; the far end is a plain asyncio server that notes in which turn of the
+loop each complete request arrived.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import ClientRequest, ClientSession, web
 
-from bot.transport import eagerbody, jsonsession
-from bot.transport.eagerbody import EagerBodyRequest
+from bot import eagerbody
+from bot.eagerbody import EagerBodyRequest
+from bot.llm import wire
+from bot.llm.wire import AiohttpTransport
+from bot.transport import jsonsession
 from bot.transport.jsonsession import JsonSession
 
 TOKEN = "42:TEST-TOKEN"
@@ -83,29 +88,54 @@ async def server() -> AsyncIterator[str]:
         await srv.wait_closed()
 
 
-async def turns_to_arrive(base: str) -> int:
+async def turns_to_arrive(call: Callable[[str], Awaitable[object]]) -> int:
     """Loop turns from making a call to the server having all of it (connection already open)."""
-    bot = Bot(TOKEN, session=JsonSession(api=TelegramAPIServer.from_base(base)))
+    await call("warm-up: opens the connection")
+    turns = NotingServer.turns = LoopTurns()
     try:
-        await bot.send_message_draft(chat_id=1, draft_id=1, text="warm-up: opens the connection")
-        turns = NotingServer.turns = LoopTurns()
-        try:
-            start = turns.count
-            assert await bot.send_message_draft(chat_id=1, draft_id=1, text="x" * 900) is True
-            return NotingServer.arrived[-1] - start
-        finally:
-            turns.stop()
-            NotingServer.turns = None
+        start = turns.count
+        await call("x" * 900)
+        return NotingServer.arrived[-1] - start
+    finally:
+        turns.stop()
+        NotingServer.turns = None
+
+
+async def bot_api_turns(base: str) -> int:
+    bot = Bot(TOKEN, session=JsonSession(api=TelegramAPIServer.from_base(base)))
+
+    async def draft(text: str) -> None:
+        assert await bot.send_message_draft(chat_id=1, draft_id=1, text=text) is True
+
+    try:
+        return await turns_to_arrive(draft)
     finally:
         await bot.session.close()
 
 
-async def test_a_call_reaches_the_server_a_loop_turn_sooner(
+async def model_turns(base: str) -> int:
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as http:
+        async def ask(text: str) -> None:
+            response = await http.post(f"{base}/v1/chat/completions", json={"text": text})
+            assert response.json() == {"ok": True, "result": True}
+        return await turns_to_arrive(ask)
+
+
+async def test_a_bot_api_call_reaches_the_server_a_loop_turn_sooner(
     server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    eager = await turns_to_arrive(server)
+    eager = await bot_api_turns(server)
     monkeypatch.setattr(jsonsession, "REQUEST_CLASS", ClientRequest)  # aiohttp's own, as before
-    plain = await turns_to_arrive(server)
+    plain = await bot_api_turns(server)
+    assert eager < plain, (eager, plain)
+
+
+async def test_the_model_request_reaches_the_server_a_loop_turn_sooner(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eager = await model_turns(server)
+    monkeypatch.setattr(wire, "REQUEST_CLASS", ClientRequest)
+    plain = await model_turns(server)
     assert eager < plain, (eager, plain)
 
 

@@ -1,5 +1,7 @@
 """On Python 3.11, an aiohttp request whose body goes out with its headers, not a loop turn later.
 
+Used by both sessions: the Bot API's (transport/jsonsession.py) and the model's (llm/wire.py).
+
 aiohttp buffers a request's headers and writes them with the body in `write_bytes`, which it
 runs as a task of its own: on Python 3.12+ an eager one (it runs at once, inside `send`), on
 3.11 an ordinary one, which first runs on the event loop's next turn. With a thousand answers
@@ -11,7 +13,8 @@ an answer's first text among them, reached Telegram one turn later than on 3.12:
 eager task would, and hands the task aiohttp creates only what is left: for a Bot API call's
 small JSON body, nothing (the write completes in that first step). If the step stops to wait
 (a full socket buffer), the rest runs in the task as before. Python 3.12+ uses aiohttp's class
-unchanged.
+unchanged. The model's request gains the same turn: at a thousand answers, the model is
+asked a loop turn sooner.
 """
 
 from __future__ import annotations
