@@ -31,6 +31,7 @@ from bot.render import MarkdownStream, Rendered
 
 from .fallback import DraftRefusals
 from .frames import append_note, with_cursor
+from .limits import CallKind
 from .outbound import ChatUnavailable, DraftRefused, MessageGone, Outbound
 from .scheduler import FrameDropped, Priority
 from .target import ChatTarget
@@ -272,6 +273,12 @@ class AnswerStream:
                 await self._throttle()
                 if self._closing:
                     return
+                kind = CallKind.DRAFT if self.mode is Mode.DRAFT else CallKind.MESSAGE
+                wait = self._out.frame_wait(self.target, kind, shed=self.shown)
+                if wait > 0:  # it would be refused: ask again then, before building it
+                    self._not_before = self._clock.now() + wait
+                    self._dirty.set()
+                    continue
                 await self._frame_guarded(self._next_frame())
 
     async def _throttle(self) -> None:

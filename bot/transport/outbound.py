@@ -62,6 +62,10 @@ class Outbound:
     def busy(self) -> bool:
         return self._scheduler.busy
 
+    def frame_wait(self, target: ChatTarget, kind: CallKind, *, shed: bool = True) -> float:
+        """Seconds until the chat could take an interim frame (0: now)."""
+        return self._scheduler.interim_wait(target.chat_id, kind, shed=shed)
+
     async def _call(
         self, target: ChatTarget, kind: CallKind, priority: Priority,
         send: Callable[[], Awaitable[T]], *, shed: bool = True,

@@ -11,7 +11,8 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
   of interim frames and are retried after each 429's window for as long as Telegram asks.
 - Interim frames never wait for budget. If the chat cannot take one now, `FrameDropped.retry_in`
   says when it could, and the caller builds a fresh frame then: only the newest text is ever
-  sent, and no frame goes out with text that went stale in a queue.
+  sent, and no frame goes out with text that went stale in a queue. `interim_wait` gives the
+  same answer before the frame is built, so a refused frame costs no render.
 - Interim frames are paced at the rate the limits sustain (after a short burst), evenly rather
   than in bursts and pauses, and leave one slot of every message limit to finals, so a final
   goes out at once.
@@ -142,6 +143,16 @@ class OutboundScheduler:
         chat = self._chats.get(chat_id)
         until = max(self._global_paused_until, chat.paused_until if chat else 0.0)
         return max(0.0, until - now)
+
+    def interim_wait(self, chat_id: int, kind: CallKind, *, shed: bool = True) -> float:
+        """0 if an interim frame of `kind` would be sent now, else how long until it might: what
+        `call` would answer with `FrameDropped`, asked before the frame is built. A render
+        refused after it was made is CPU thrown away, and at 1,000 answers most offers are."""
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            return 0.0  # a chat the scheduler does not know yet has its whole budget
+        share = self._load.share if self._load is not None and shed else 1.0
+        return self._interim_delay(chat, kind, share)
 
     # -- the one entry point ---------------------------------------------------------------
     async def call(

@@ -81,6 +81,33 @@ async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_few
     assert rig.session.names()[-1] == "sendMessage"
 
 
+async def test_no_frame_is_built_that_the_budget_would_refuse() -> None:
+    # At 1,000 answers most offers of a frame met a chat not yet due: each was rendered, then
+    # refused. The budget is asked first now, so every render is sent.
+    load = LoopLoad(FakeClock())
+    load.share = 0.25
+    rig, bot = make_rig(load=load)
+    stream = rig.open(DM)
+    pages = stream.render.pages
+    renders = 0
+
+    def counted():  # type: ignore[no-untyped-def]
+        nonlocal renders
+        renders += 1
+        return pages()
+
+    stream.render.pages = counted  # type: ignore[method-assign]
+    await stream.start()
+    for n in range(100):  # 10 s of text, a word every 100 ms
+        stream.push(f" w{n}")
+        await rig.clock.advance(0.1)
+    drafts = len(rig.session.of("sendMessageDraft"))
+    await stream.finish()
+    await bot.session.close()
+    assert drafts >= 4
+    assert renders == drafts
+
+
 async def test_one_late_tick_does_not_cost_the_placeholder() -> None:
     load = LoopLoad(FakeClock())
     load.observe(0.2)  # one collector pause, say
