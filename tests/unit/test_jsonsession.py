@@ -29,8 +29,17 @@ from aiogram.types import (
     ReplyParameters,
 )
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bot.transport.jsonsession import JsonSession
+from bot.clock import LoopClock
+from bot.render import Rendered
+from bot.render.types import Entity
+from bot.transport.jsonsession import JsonSession, _as_is
+from bot.transport.limits import Limits
+from bot.transport.outbound import Outbound
+from bot.transport.scheduler import OutboundScheduler, Priority
+from bot.transport.target import ChatTarget
 from tests.fakes.telegram import FakeTelegram
 
 TOKEN = "42:TEST-TOKEN"
@@ -138,3 +147,75 @@ def test_file_uploads_stay_multipart() -> None:
     bot = Bot(TOKEN, session=session)
     upload = SendDocument(chat_id=CHAT, document=BufferedInputFile(b"data", "a.txt"))
     assert session.json_body(bot, upload) is None  # aiogram's multipart form sends it
+
+
+RENDERED = Rendered("Hello link pre ✓", (
+    Entity("bold", 0, 5), Entity("text_link", 6, 4, url="https://example.com/a?b=c"),
+    Entity("pre", 11, 3, language="python")))
+ENTITIES = [MessageEntity(**e.to_api()) for e in RENDERED.entities]
+TARGET = ChatTarget(chat_id=CHAT, private=True, thread_id=5, reply_to=1)
+
+
+def outbound(bot: Bot) -> Outbound:
+    return Outbound(bot, OutboundScheduler(Limits(), LoopClock()), LoopClock())
+
+
+# Each call as aiogram validates it (MessageEntity objects), and as transport/outbound.py makes
+# it (`model_construct`, the entities as the Bot API's own dicts).
+AS_OUTBOUND_MAKES: dict[str, tuple[Call, Call]] = {
+    "draft": (
+        lambda b: b.send_message_draft(chat_id=CHAT, draft_id=7, text=RENDERED.text,
+                                       entities=ENTITIES, parse_mode=None,
+                                       message_thread_id=5, can_stop=True),
+        lambda b: outbound(b).draft(TARGET, 7, RENDERED, can_stop=True),
+    ),
+    "message": (
+        lambda b: b.send_message(
+            chat_id=CHAT, text=RENDERED.text, entities=ENTITIES, parse_mode=None,
+            message_thread_id=5, link_preview_options=None, reply_markup=MARKUP,
+            reply_parameters=ReplyParameters(message_id=1, allow_sending_without_reply=True)),
+        lambda b: outbound(b).send(TARGET, RENDERED, priority=Priority.FINAL, markup=MARKUP,
+                                   reply=True),
+    ),
+    "edit": (
+        lambda b: b.edit_message_text(chat_id=CHAT, message_id=1, text=RENDERED.text,
+                                      entities=ENTITIES, parse_mode=None, reply_markup=MARKUP),
+        lambda b: outbound(b).edit(TARGET, 1, RENDERED, priority=Priority.FINAL, markup=MARKUP),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(AS_OUTBOUND_MAKES))
+async def test_outbound_calls_send_what_aiogram_sends(tg: TypedFake, name: str) -> None:
+    validated, made = AS_OUTBOUND_MAKES[name]
+    seen = []
+    for kind, call in ((AiohttpSession, validated), (JsonSession, made)):
+        bot = make_bot(tg, kind)
+        try:
+            if name == "edit" and not seen:  # message 1, edited by both
+                assert (await bot.send_message(chat_id=CHAT, text="to edit")).message_id == 1
+            elif name == "edit":
+                await bot.edit_message_text(chat_id=CHAT, message_id=1, text="to edit")
+            before = len(tg.calls)
+            await call(bot)
+            (sent,) = tg.calls[before:]
+            assert sent.ok, sent.description
+            seen.append(sent.params)
+        finally:
+            await bot.session.close()
+    assert seen[1] == seen[0]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSONISH)
+def test_what_is_sent_as_is_is_what_prepare_value_returns(value: Any) -> None:
+    session = JsonSession()
+    bot = Bot(TOKEN, session=session)
+    if _as_is(value):
+        assert session.prepare_value(value, bot=bot, files={}, _dumps_json=False) == value
