@@ -38,6 +38,7 @@ from bench.flood.load import (
     final_text,
     parse_question,
     question,
+    unmarked,
     visible,
 )
 from bot import eventloop
@@ -92,7 +93,7 @@ class BenchTelegram(FakeTelegram):
             shown = len(visible(str(text))) if method in TEXT_METHODS and text else -1
             log.calls.append([at, method, ok, status, shown, _inside_window.get()])
             if (ok and log.final_at is None and method in FINAL_METHODS
-                    and visible(str(text)) == log.expected):
+                    and unmarked(visible(str(text))) == log.expected):
                 log.final_at = at
                 self.pending -= 1
                 if self.pending == 0:
@@ -195,7 +196,7 @@ async def main() -> None:
                 plot_chat = chats[0].chat_id
                 for chat in chats:
                     logs[chat.chat_id] = ChatLog(chat.group, tokens,
-                                                 final_text(chat.chat_id, tokens))
+                                                 unmarked(final_text(chat.chat_id, tokens)))
                 tg.pending = len(chats)
                 for chat in chats:
                     logs[chat.chat_id].asked_at = time.monotonic()

@@ -5,6 +5,7 @@ Shared by the three processes of the flood benchmark (orchestrator, fakes, bot).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ TOKENS_PER_SECOND = 40.0
 TTFT = 0.3
 GROUP_USER_BASE = 500_000  # the user who asks in group chat -n is GROUP_USER_BASE + n
 CURSORS = " ▌▉"  # ours, the baseline's; never counted as visible text
+# Markdown in the answers (read by all three processes; the orchestrator's environment is theirs).
+FORMATTED = os.environ.get("BENCH_FORMATTED") == "1"
 
 _WORDS = [
     "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "streaming",
@@ -72,11 +75,16 @@ def parse_question(text: str) -> tuple[int, int] | None:
 
 
 def answer_tokens(chat_id: int, tokens: int) -> list[str]:
-    """A deterministic plain-text answer, one word (about 4-5 characters) per token."""
+    """A deterministic answer, one word (about 4-5 characters) per token. Plain text, or with
+    `BENCH_FORMATTED=1` Markdown as models write it: one word in ten bold, one in ten code."""
     rng = random.Random(chat_id)
     out = []
     for i in range(tokens):
         word = rng.choice(_WORDS)
+        if FORMATTED and i % 10 == 3:
+            word = f"**{word}**"
+        elif FORMATTED and i % 10 == 7:
+            word = f"`{word}`"
         out.append(word + (".\n\n" if i % 40 == 39 else " "))
     out[-1] = out[-1].rstrip() + "."
     return out
@@ -88,3 +96,9 @@ def final_text(chat_id: int, tokens: int) -> str:
 
 def visible(text: str) -> str:
     return text.rstrip().rstrip(CURSORS).rstrip()
+
+
+def unmarked(text: str) -> str:
+    """The text without its Markdown markers: ours sends the answer rendered (entities), the
+    baseline as the model wrote it."""
+    return text.replace("**", "").replace("`", "") if FORMATTED else text
