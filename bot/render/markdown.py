@@ -34,6 +34,8 @@ _INLINE_CACHE_MAX = 512
 _CHECKPOINT_STEP = 48
 _CHECKPOINTS_MAX = 32
 # Left in text tokens, these may still pair with text further on (emphasis, code, links, math).
+# The key under which a parse's env carries the checkpoints of the stream it renders.
+_TAIL_CHECKPOINTS = "bot.checkpoints"
 _OPEN_DELIMITER = re.compile(r"[*`\[$]|~~|(?<![^\W_])_|_(?![^\W_])")
 
 
@@ -75,34 +77,21 @@ def _math(state: StateInline, silent: bool) -> bool:
     return True
 
 
-class _InlineCache:
-    def __init__(self) -> None:
-        self._cache: dict[str, list[Token]] = {}
+class Checkpoints:
+    """Where to resume parsing a paragraph being typed: prefixes ending before a space in which
+    every delimiter is already matched, so nothing after them can change how they parse.
+
+    Each answer's tail keeps its own (`TailRenderer`); one store shared by all answers held 32
+    and was emptied whenever it filled: with a thousand answers streaming Markdown, every frame
+    parsed its paragraph again from the start (markdown-it's inline parser, in Python: a fifth
+    of the bot's CPU at 1,000 answers, `BENCH_FORMATTED=1`)."""
+
+    def __init__(self, limit: int = _CHECKPOINTS_MAX) -> None:
+        self._limit = limit
         self._checkpoints: dict[str, list[Token]] = {}
         self._tried: dict[str, int] = {}  # checkpoint → content length at the last failed advance
 
-    def __call__(self, state: StateCore) -> None:
-        md, env = state.md, state.env
-        # Reference definitions change how links parse, so such documents bypass the caches.
-        cacheable = not env.get("references")
-        for token in state.tokens:
-            if token.type != "inline":
-                continue
-            if cacheable:
-                token.children = self.children(md, env, token.content)
-            else:
-                token.children = md.inline.parse(token.content, md, env, [])
-
-    def children(self, md: MarkdownIt, env: EnvType, content: str) -> list[Token]:
-        children = self._cache.get(content)
-        if children is None:
-            children = self._parse_from_checkpoint(md, env, content)
-            if len(self._cache) >= _INLINE_CACHE_MAX:
-                self._cache.clear()
-            self._cache[content] = children
-        return children
-
-    def _parse_from_checkpoint(self, md: MarkdownIt, env: EnvType, content: str) -> list[Token]:
+    def parse(self, md: MarkdownIt, env: EnvType, content: str) -> list[Token]:
         # A snapshot of the keys: renders in other threads may clear the dict meanwhile.
         prefixes = tuple(self._checkpoints)
         base = max((p for p in prefixes if content.startswith(p)), key=len, default="")
@@ -130,10 +119,39 @@ class _InlineCache:
         ):
             self._tried[base] = len(content)
             return
-        if len(self._checkpoints) >= _CHECKPOINTS_MAX:
+        if len(self._checkpoints) >= self._limit:
             self._checkpoints.clear()
             self._tried.clear()
         self._checkpoints[content[:at]] = head + tokens
+
+
+class _InlineCache:
+    def __init__(self) -> None:
+        self._cache: dict[str, list[Token]] = {}
+        self._checkpoints = Checkpoints()  # for full parses; a tail being typed has its own
+
+    def __call__(self, state: StateCore) -> None:
+        md, env = state.md, state.env
+        # Reference definitions change how links parse, so such documents bypass the caches.
+        cacheable = not env.get("references")
+        checkpoints = env.get(_TAIL_CHECKPOINTS)
+        for token in state.tokens:
+            if token.type != "inline":
+                continue
+            if cacheable:
+                token.children = self.children(md, env, token.content, checkpoints)
+            else:
+                token.children = md.inline.parse(token.content, md, env, [])
+
+    def children(self, md: MarkdownIt, env: EnvType, content: str,
+                 checkpoints: Checkpoints | None = None) -> list[Token]:
+        children = self._cache.get(content)
+        if children is None:
+            children = (checkpoints or self._checkpoints).parse(md, env, content)
+            if len(self._cache) >= _INLINE_CACHE_MAX:
+                self._cache.clear()
+            self._cache[content] = children
+        return children
 
 
 def _make_parser(inline: _InlineCache) -> MarkdownIt:
@@ -156,20 +174,24 @@ _INLINE = _InlineCache()
 _PARSER = _make_parser(_INLINE)
 
 
-def parse(source: str) -> list[Token]:
-    return _PARSER.parse(source)
+def parse(source: str, checkpoints: Checkpoints | None = None) -> list[Token]:
+    """Tokens of `source`; its paragraphs resumed from `checkpoints` (a stream's own) if given."""
+    return _PARSER.parse(source, {_TAIL_CHECKPOINTS: checkpoints} if checkpoints else None)
 
 
-def parse_inline(content: str) -> list[Token]:
-    """The children of an inline token with this content (cached like a full parse's)."""
-    return _INLINE.children(_PARSER, {}, content)
+def parse_inline(content: str, checkpoints: Checkpoints | None = None) -> list[Token]:
+    """The children of an inline token with this content (cached like a full parse's), resumed
+    from one of `checkpoints` (a stream's own) when given."""
+    return _INLINE.children(_PARSER, {}, content, checkpoints)
 
 
-def render_block(source: str, *, partial: bool = False) -> Rendered:
-    """Render one top-level block (or any Markdown). `partial`: the source is still arriving."""
+def render_block(source: str, *, partial: bool = False,
+                 checkpoints: Checkpoints | None = None) -> Rendered:
+    """Render one top-level block (or any Markdown). `partial`: the source is still arriving.
+    `checkpoints`: those of the stream that typed it (its paragraphs resume from them)."""
     if partial:
         source = close_partial(source)
-    return render_tokens(parse(source))
+    return render_tokens(parse(source, checkpoints))
 
 
 def render_markdown(source: str) -> Rendered:

@@ -117,7 +117,9 @@ class MarkdownStream:
 
     def _settle_all(self, blocks: list[Block]) -> None:
         for block in blocks:
-            rendered, _ = self._uncovered(render_block(block.source))
+            # Just typed in the tail: its paragraphs resume from the tail's checkpoints.
+            rendered, _ = self._uncovered(render_block(block.source,
+                                                       checkpoints=self._tail.checkpoints))
             self._covered = ""
             self._open = join(self._open, rendered, block.sep)
 

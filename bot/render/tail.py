@@ -20,7 +20,7 @@ from markdown_it.rules_block.table import escapedSplit
 from markdown_it.token import Token
 
 from .entities import strip
-from .markdown import parse, parse_inline
+from .markdown import Checkpoints, parse, parse_inline
 from .partial import PIPE_ROW, close_last_line, close_partial, is_marker_only
 from .tables import Cell, layout
 from .types import Entity, Rendered
@@ -47,6 +47,11 @@ _NEW_LINE = re.compile(r"[\n\r\t\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _NEW_LINE_HEADING = re.compile(r"[\n\r\t\x0b\x0c\x1c-\x1e\x85\u2028\u2029#]")
 
 
+# A tail resumes from its longest checkpoint; a few more cover the other paragraphs of a block
+# parsed whole again (a list's items, a quote's paragraphs).
+TAIL_CHECKPOINTS = 32
+
+
 class TailRenderer:
     def __init__(self) -> None:
         self._source = ""
@@ -60,6 +65,8 @@ class TailRenderer:
         self._content_head = ""  # that inline token's content before its last line
         self._prefix = 0  # length of the container markers before the last line's content
         self._table: Table | None = None  # the table being typed, when the tail is just that
+        # The paragraph being typed is parsed again from its latest checkpoint (markdown.py).
+        self.checkpoints = Checkpoints(limit=TAIL_CHECKPOINTS)
 
     def render(self, source: str) -> Rendered:
         old = self._source
@@ -109,7 +116,8 @@ class TailRenderer:
         last = self._tokens[self._at]
         content = self._content_head + fixed_line[self._prefix :]
         tokens = list(self._tokens)
-        tokens[self._at] = last.copy(content=content, children=parse_inline(content))
+        tokens[self._at] = last.copy(content=content,
+                                     children=parse_inline(content, self.checkpoints))
         self._settle(source, self._head + fixed_line, tokens)
         return True
 
@@ -131,7 +139,7 @@ class TailRenderer:
 
     def _full(self, source: str) -> None:
         fixed = close_partial(source)
-        self._settle(source, fixed, parse(fixed))
+        self._settle(source, fixed, parse(fixed, self.checkpoints))
 
     def _settle(self, source: str, fixed: str, tokens: list[Token]) -> None:
         self._tokens = tokens

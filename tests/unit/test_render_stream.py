@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.render import Entity, MarkdownStream, ReasoningDisplay, Rendered, utf16_len
+from bot.render import Entity, MarkdownStream, ReasoningDisplay, Rendered, markdown, utf16_len
+from bot.render.markdown import render_markdown
 from bot.render.reasoning import ThinkSplitter
 from tests.unit.test_render_checks import check_pages
 
@@ -214,3 +217,43 @@ def test_frames_of_real_answers_never_show_raw_markers(size: int) -> None:
             shown = outside_code(page)
             assert "**" not in shown and "```" not in shown and "~~" not in shown, shown
             check_pages([page] if page.text else [], 500)
+
+
+def test_many_streams_typing_markdown_each_resume_from_their_own_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 64 answers typing formatted paragraphs at once, a frame after every 6 characters. One
+    # checkpoint store shared by all (32 entries, emptied when full) made every frame parse its
+    # paragraph again from the start: ~49 characters parsed per character typed. Each stream's
+    # own, used again when a paragraph ends: ~3. The frames are what the full render gives.
+    parsed = 0
+    parse = markdown._PARSER.inline.parse
+
+    def counting(src: str, md: Any, env: Any, out: Any) -> Any:
+        nonlocal parsed
+        parsed += len(src)
+        return parse(src, md, env, out)
+
+    monkeypatch.setattr(markdown._PARSER.inline, "parse", counting)
+    rng = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota",
+             "kappa", "lambda", "mu"]
+
+    def paragraph() -> str:
+        out = [f"{rng.choice(words)}{rng.randrange(1000)}" for _ in range(100)]
+        return " ".join(f"**{w}**" if i % 10 == 3 else f"`{w}`" if i % 10 == 7 else w
+                        for i, w in enumerate(out)) + "."
+
+    texts = [f"{paragraph()}\n\n{paragraph()}\n\n{paragraph()}" for _ in range(64)]
+    streams = [MarkdownStream(limit=4096) for _ in texts]
+    for at in range(0, max(map(len, texts)), 6):
+        for stream, text in zip(streams, texts, strict=True):
+            if at < len(text):
+                stream.feed(text[at : at + 6])
+                stream.pages()
+    typed = sum(map(len, texts))
+    # 3.2 (deterministic: the words are seeded); 4.1 when an ended paragraph is parsed whole
+    # again, 49 with one checkpoint store for all streams.
+    assert parsed < 3.6 * typed, parsed / typed
+    for stream, text in zip(streams, texts, strict=True):
+        assert stream.pages() == [render_markdown(text)]
