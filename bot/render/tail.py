@@ -49,7 +49,7 @@ _NEW_LINE_HEADING = re.compile(r"[\n\r\t\x0b\x0c\x1c-\x1e\x85\u2028\u2029#]")
 
 # A tail resumes from its longest checkpoint; a few more cover the other paragraphs of a block
 # parsed whole again (a list's items, a quote's paragraphs).
-TAIL_CHECKPOINTS = 32
+TAIL_CHECKPOINTS = 8
 
 
 class TailRenderer:
