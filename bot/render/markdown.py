@@ -33,9 +33,9 @@ _INLINE_CACHE_MAX = 512
 # in which every delimiter is already matched, so nothing after it can change how it parses.
 _CHECKPOINT_STEP = 48
 _CHECKPOINTS_MAX = 32
-# Left in text tokens, these may still pair with text further on (emphasis, code, links, math).
 # The key under which a parse's env carries the checkpoints of the stream it renders.
 _TAIL_CHECKPOINTS = "bot.checkpoints"
+# Left in text tokens, these may still pair with text further on (emphasis, code, links, math).
 _OPEN_DELIMITER = re.compile(r"[*`\[$]|~~|(?<![^\W_])_|_(?![^\W_])")
 
 
@@ -147,7 +147,8 @@ class _InlineCache:
                  checkpoints: Checkpoints | None = None) -> list[Token]:
         children = self._cache.get(content)
         if children is None:
-            children = (checkpoints or self._checkpoints).parse(md, env, content)
+            store = self._checkpoints if checkpoints is None else checkpoints
+            children = store.parse(md, env, content)
             if len(self._cache) >= _INLINE_CACHE_MAX:
                 self._cache.clear()
             self._cache[content] = children

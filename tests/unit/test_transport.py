@@ -11,7 +11,7 @@ import pytest
 from aiogram import Bot
 
 from bot.render import MarkdownStream
-from bot.transport.answer import Mode, StreamOptions
+from bot.transport.answer import AnswerStream, Mode, StreamOptions
 from bot.transport.fallback import DraftRefusals
 from bot.transport.limits import Limits
 from bot.transport.load import LoopLoad
@@ -57,11 +57,23 @@ async def rig() -> AsyncIterator[Rig]:
     await bot.session.close()
 
 
+def busy_rig(share: float = 0.25) -> tuple[Rig, Bot]:
+    """A rig whose event loop is busy: interim frames get `share` of their pace."""
+    load = LoopLoad(FakeClock())
+    load.share = share
+    return make_rig(load=load)
+
+
+async def push_words(rig: Rig, stream: AnswerStream, words: int = 100) -> None:
+    """A word every 100 ms on the rig's clock."""
+    for n in range(words):
+        stream.push(f" w{n}")
+        await rig.clock.advance(0.1)
+
+
 async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_fewer_frames(
 ) -> None:
-    load = LoopLoad(FakeClock())
-    load.share = 0.25
-    rig, bot = make_rig(load=load)
+    rig, bot = busy_rig()
     stream = rig.open(DM)
     await stream.start()
     await rig.clock.advance(0.3)
@@ -69,9 +81,7 @@ async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_few
     stream.push("First words")
     await settle()
     assert [c.params.get("text") for c in rig.session.of("sendMessageDraft")] == ["First words"]
-    for n in range(100):  # 10 s of text, a word every 100 ms
-        stream.push(f" w{n}")
-        await rig.clock.advance(0.1)
+    await push_words(rig, stream)  # 10 s of text
     drafts = len(rig.session.of("sendMessageDraft"))
     await stream.finish()
     await bot.session.close()
@@ -84,9 +94,7 @@ async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_few
 async def test_no_frame_is_built_that_the_budget_would_refuse() -> None:
     # At 1,000 answers most offers of a frame met a chat not yet due: each was rendered, then
     # refused. The budget is asked first now, so every render is sent.
-    load = LoopLoad(FakeClock())
-    load.share = 0.25
-    rig, bot = make_rig(load=load)
+    rig, bot = busy_rig()
     stream = rig.open(DM)
     pages = stream.render.pages
     renders = 0
@@ -98,9 +106,7 @@ async def test_no_frame_is_built_that_the_budget_would_refuse() -> None:
 
     stream.render.pages = counted  # type: ignore[method-assign]
     await stream.start()
-    for n in range(100):  # 10 s of text, a word every 100 ms
-        stream.push(f" w{n}")
-        await rig.clock.advance(0.1)
+    await push_words(rig, stream)  # 10 s of text
     drafts = len(rig.session.of("sendMessageDraft"))
     await stream.finish()
     await bot.session.close()
