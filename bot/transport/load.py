@@ -75,7 +75,8 @@ class LoopLoad:
         if late > self._target:
             self.share = max(MIN_SHARE, self.share * DECREASE)
         else:
-            self.share = min(1.0, self.share + INCREASE)
+            # Rounded: 0.2 plus eight tenths is 0.9999999999999999 in floats, a tick short.
+            self.share = min(1.0, round(self.share + INCREASE, 9))
         if was == 1.0 and self.share < 1.0:
             log.info("loop.busy", late_ms=round(late * 1000), frame_share=round(self.share, 2))
         elif was < 1.0 and self.share == 1.0:
