@@ -90,6 +90,9 @@ class AnswerStream:
         # "message can't be edited"): the first is replaced by a new one, after a second the
         # answer stops live frames rather than leave a trail of partial messages.
         self._messages_gone = 0
+        # Telegram rejected this answer's entities once: its later frames go plain (each would
+        # cost a refused call and a plain one, twice the chat's budget). Finals still try them.
+        self._plain_frames = False
         self._draft_base = random.randint(1, 2**30)
         self._dirty = asyncio.Event()
         self._closing = False
@@ -352,9 +355,11 @@ class AnswerStream:
         # Not cancelled once sent either: a draft landing after the final message would show a
         # stale preview again.
         try:
-            await self._out.draft(self.target, self._draft_base + self._sealed, live,
-                                  can_stop=self._opt.can_stop, on_send=self._in_flight,
-                                  shed=self.shown)
+            await self._out.draft(self.target, self._draft_base + self._sealed,
+                                  None if live is None else self._framed(live),
+                                  can_stop=self._opt.can_stop,
+                                  on_send=self._in_flight, shed=self.shown,
+                                  on_plain=self._go_plain)
         finally:
             self._sending = False
         if live is not None:
@@ -363,18 +368,20 @@ class AnswerStream:
     async def _edit_frame(self, live: Rendered) -> None:
         if live.empty or live.text == self._last_text or self._messages_gone > 1:
             return
-        shown = with_cursor(live, self._opt.cursor)
+        shown = with_cursor(self._framed(live), self._opt.cursor)
         try:
             if self._message_id is None:
                 self._message_id = await self._out.send(
                     self.target, shown, priority=Priority.INTERIM, markup=self._stop_markup,
                     reply=self._sealed == 0, on_send=self._in_flight, shed=self.shown,
+                    on_plain=self._go_plain,
                 )
             else:
                 try:
                     await self._out.edit(self.target, self._message_id, shown,
                                          priority=Priority.INTERIM, markup=self._stop_markup,
-                                         on_send=self._in_flight, shed=self.shown)
+                                         on_send=self._in_flight, shed=self.shown,
+                                         on_plain=self._go_plain)
                 except MessageGone as exc:
                     self._message_id = None
                     self._messages_gone += 1
@@ -386,6 +393,12 @@ class AnswerStream:
         finally:
             self._sending = False
         self._mark_sent(live.text)
+
+    def _framed(self, live: Rendered) -> Rendered:
+        return Rendered(live.text) if self._plain_frames else live
+
+    def _go_plain(self) -> None:
+        self._plain_frames = True
 
     @property
     def shown(self) -> bool:

@@ -93,7 +93,8 @@ class Outbound:
                 await self._clock.sleep(0.5 * 2 ** (attempt - 1))
 
     async def _with_plain_fallback(
-        self, rendered: Rendered, attempt: Callable[[Rendered], Awaitable[T]]
+        self, rendered: Rendered, attempt: Callable[[Rendered], Awaitable[T]],
+        on_plain: Callable[[], None] | None = None,
     ) -> T:
         try:
             return await attempt(rendered)
@@ -102,12 +103,16 @@ class Outbound:
                 raise
             # Entities are built to be valid; if Telegram still disagrees, the text matters more.
             log.warning("telegram.entities_rejected", error=exc.message)
+            if on_plain is not None:
+                on_plain()
             return await attempt(Rendered(rendered.text))
 
     async def draft(
         self, target: ChatTarget, draft_id: int, rendered: Rendered | None, *, can_stop: bool,
         on_send: Callable[[], None] | None = None, shed: bool = True,
+        on_plain: Callable[[], None] | None = None,
     ) -> None:
+        """`on_plain`: called when Telegram rejected the entities and the text goes plain."""
         async def attempt(r: Rendered | None) -> None:
             async def send() -> Any:
                 if on_send:
@@ -124,7 +129,7 @@ class Outbound:
             if rendered is None:
                 await attempt(None)
             else:
-                await self._with_plain_fallback(rendered, attempt)
+                await self._with_plain_fallback(rendered, attempt, on_plain)
         except TelegramBadRequest as exc:
             raise DraftRefused(exc.message) from exc
 
@@ -132,6 +137,7 @@ class Outbound:
         self, target: ChatTarget, rendered: Rendered, *, priority: Priority,
         markup: InlineKeyboardMarkup | None = None, reply: bool = False,
         on_send: Callable[[], None] | None = None, shed: bool = True,
+        on_plain: Callable[[], None] | None = None,
     ) -> int:
         reply_params = (
             ReplyParameters(message_id=target.reply_to, allow_sending_without_reply=True)
@@ -151,12 +157,12 @@ class Outbound:
                 return msg.message_id
             return await self._call(target, CallKind.MESSAGE, priority, send, shed=shed)
 
-        return await self._with_plain_fallback(rendered, attempt)
+        return await self._with_plain_fallback(rendered, attempt, on_plain)
 
     async def edit(
         self, target: ChatTarget, message_id: int, rendered: Rendered, *, priority: Priority,
         markup: InlineKeyboardMarkup | None = None, on_send: Callable[[], None] | None = None,
-        shed: bool = True,
+        shed: bool = True, on_plain: Callable[[], None] | None = None,
     ) -> None:
         async def attempt(r: Rendered) -> None:
             async def send() -> Any:
@@ -169,7 +175,7 @@ class Outbound:
             await self._call(target, CallKind.MESSAGE, priority, send, shed=shed)
 
         try:
-            await self._with_plain_fallback(rendered, attempt)
+            await self._with_plain_fallback(rendered, attempt, on_plain)
         except TelegramBadRequest as exc:
             if _is(exc, "message is not modified"):
                 return  # same content already there: nothing to do

@@ -387,13 +387,18 @@ async def test_rejected_entities_go_out_plain_once_and_the_stream_continues(rig:
                      "Bad Request: can't parse entities: Can't find end of the entity at byte 3")
     stream.push("Some **bold** text")
     await settle()
+    await rig.clock.advance(1.0)  # the plain retry had no room left: it goes at the pace
     drafts = rig.session.calls[-2:]
     assert [c.ok for c in drafts] == [False, True]
     assert drafts[0].params["entities"] and "entities" not in drafts[1].params
     assert drafts[0].params["text"] == drafts[1].params["text"] == "Some bold text"
     assert stream.mode is Mode.DRAFT  # not mistaken for a refused draft
-    stream.push(" and more")
+    stream.push(" and **more**")
     await rig.clock.advance(1.0)
+    # Later frames of this answer go plain at once: one call each, not a refused one first.
+    assert [c.ok for c in rig.session.calls[-1:]] == [True]
+    assert rig.session.calls[-1].params["text"] == "Some bold text and more"
+    assert "entities" not in rig.session.calls[-1].params
     await stream.finish()
     final = rig.session.of("sendMessage")[-1]
     assert final.params["text"] == "Some bold text and more" and final.params["entities"]
