@@ -64,10 +64,10 @@ async def test_while_the_loop_is_late_interim_frames_are_spaced_by_the_share() -
     busy = LoopLoad(FakeClock())
     busy.share = 0.25
     loaded = await frames_sent(busy, 60)
-    # Calm: 5 frames of burst, then the drafts' pace of 1.2/s. Busy: frames four spacings
-    # apart, no burst: a quarter of that pace, 0.3/s.
-    assert calm >= 5 + 1.2 * 55
-    assert 0.3 * 60 - 1 <= loaded <= 0.3 * 60 + 2
+    # Calm: 2 frames of burst, then the drafts' pace of 1.3/s. Busy: frames four spacings
+    # apart, no burst: a quarter of that pace, 0.325/s.
+    assert calm >= 2 + 1.3 * 58
+    assert 0.325 * 60 - 1 <= loaded <= 0.325 * 60 + 2
 
 
 class Busy:
@@ -97,7 +97,7 @@ async def test_an_answers_first_text_keeps_its_pace_while_later_frames_give_way(
     assert await busy.call("placeholder", Priority.INTERIM, shed=False)
     assert await busy.call("first text", Priority.INTERIM, shed=False)
     assert not await busy.call("more", Priority.INTERIM)  # the burst is not for a busy loop
-    await busy.clock.advance(5 / 1.2 - 0.01)  # a fifth of the pace: five spacings apart
+    await busy.clock.advance(5 / 1.3 - 0.01)  # a fifth of the pace: five spacings apart
     assert not await busy.call("more", Priority.INTERIM)
     await busy.clock.advance(0.01)
     assert await busy.call("more", Priority.INTERIM)

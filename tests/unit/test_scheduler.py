@@ -130,13 +130,13 @@ async def test_interim_goes_out_at_once_when_the_budget_allows(
 async def test_interims_never_queue_and_say_when_to_try_again(
     sched: OutboundScheduler, api: Api, clock: FakeClock,
 ) -> None:
-    for i in range(5):  # the draft burst: placeholder plus the first second of text
+    for i in range(2):  # the draft burst: the placeholder and the first text
         await sched.call(1, api(1, f"f{i}", DRAFT), kind=DRAFT, priority=INTERIM)
     with pytest.raises(FrameDropped) as dropped:
         await sched.call(1, api(1, "late", DRAFT), kind=DRAFT, priority=INTERIM)
-    assert len(api.calls) == 5  # nothing was sent, nothing waits to be sent later
-    # 40 per 30 s with a burst of 5 to pay back: (40 - 4) / 30 = 1.2 frames per second
-    assert dropped.value.retry_in == pytest.approx(1 / 1.2)
+    assert len(api.calls) == 2  # nothing was sent, nothing waits to be sent later
+    # 40 per 30 s with a burst of 2 to pay back: (40 - 1) / 30 = 1.3 frames per second
+    assert dropped.value.retry_in == pytest.approx(1 / 1.3)
     await clock.advance(dropped.value.retry_in - 0.01)
     with pytest.raises(FrameDropped):
         await sched.call(1, api(1, "early", DRAFT), kind=DRAFT, priority=INTERIM)
@@ -382,9 +382,9 @@ async def test_interim_drafts_are_paced_evenly_not_in_bursts_and_pauses(
         await clock.advance(0.05)
     starts = [c.start for c in api.calls]
     assert max_in_window(starts, 30.0) <= 40 and max_in_window(starts, 5.0) <= 20
-    gaps = [b - a for a, b in itertools.pairwise(starts[5:])]
-    assert max(gaps) < 0.9  # never a pause: ~1.2 frames a second throughout
-    assert len(starts) >= 5 + 59 / 0.85  # 1.2 a second, on the 50 ms grid of offers
+    gaps = [b - a for a, b in itertools.pairwise(starts[2:])]
+    assert max(gaps) < 0.9  # never a pause: ~1.3 frames a second throughout
+    assert len(starts) >= 2 + 59 / 0.8  # 1.3 a second, on the 50 ms grid of offers
 
 
 async def test_a_busy_loop_spaces_frames_by_its_share_now_not_when_the_last_frame_went(
@@ -392,7 +392,7 @@ async def test_a_busy_loop_spaces_frames_by_its_share_now_not_when_the_last_fram
 ) -> None:
     load = LoopLoad(clock)
     sched = OutboundScheduler(Limits(), clock, load)
-    spacing = 1 / 1.2  # the drafts' pace (test above)
+    spacing = 1 / 1.3  # the drafts' pace (test above)
 
     async def offer(label: str) -> float | None:
         """None if the frame went, else when to try again."""
@@ -440,7 +440,7 @@ async def test_a_chat_that_asks_in_the_loops_worst_moments_still_gets_the_averag
             except FrameDropped:
                 pass
         await clock.advance(0.05)
-    fair = 0.4 * 1.2 * 60  # the average share of the drafts' pace, for 60 s
+    fair = 0.4 * 1.3 * 60  # the average share of the drafts' pace, for 60 s
     # A frame that comes due in a peak waits for the next dip: a little under the fair count.
     # Judged by the share at the instant of asking, the chat got a fifth of the pace (14).
     assert 0.8 * fair <= sent <= fair + 2

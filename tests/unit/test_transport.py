@@ -85,9 +85,9 @@ async def test_while_the_loop_is_busy_no_placeholder_first_text_at_once_then_few
     drafts = len(rig.session.of("sendMessageDraft"))
     await stream.finish()
     await bot.session.close()
-    # Calm, this chat would get ~1.2 drafts a second (test_scheduler); at a quarter, ~3 in 10 s
-    # after the first (which, unshed, left the burst's other four tokens).
-    assert 3 <= drafts <= 1 + 4 / 4 + 0.3 * 10 + 1
+    # Calm, this chat would get ~1.3 drafts a second (test_scheduler); at a quarter, ~3 in 10 s
+    # after the first.
+    assert 3 <= drafts <= 1 + 0.325 * 10 + 1
     assert rig.session.names()[-1] == "sendMessage"
 
 
@@ -136,7 +136,7 @@ async def test_draft_path_grows_then_one_final_message(rig: Rig) -> None:
     assert [c.params.get("text") for c in rig.session.of("sendMessageDraft")] == ["", "Hello"]
     await rig.clock.advance(1.0)
     stream.push(", and more")
-    await rig.clock.advance(0.3)
+    await rig.clock.advance(0.6)  # the drafts' pace: 1.3 a second after the first text
     result = await stream.finish()
 
     drafts = rig.session.of("sendMessageDraft")
@@ -194,7 +194,7 @@ async def test_refused_draft_switches_to_edits_without_loss(rig: Rig) -> None:
     rig.session.always_fail["sendMessageDraft"] = (400, "Bad Request: method is not available",
                                                    None)
     stream.push(" there, my friend")
-    await rig.clock.advance(0.3)
+    await rig.clock.advance(0.8)  # the next draft is due at the drafts' pace, 1.3 a second
     assert stream.mode is Mode.EDIT
     stream.push(" — bye")
     await rig.clock.advance(1.0)
@@ -243,16 +243,18 @@ async def test_throttle_by_time_and_size() -> None:
     await bot.session.close()
 
 
-async def test_fast_tokens_get_a_frame_every_min_interval() -> None:
+async def test_fast_tokens_get_a_frame_at_every_step_of_the_drafts_pace() -> None:
     rig, bot = make_rig(transport="auto")
     stream = rig.open(DM)
     await stream.start()
-    for _ in range(40):  # 5 characters every 25 ms for one second
+    for _ in range(160):  # 5 characters every 25 ms for four seconds
         stream.push("abcd ")
         await rig.clock.advance(0.025)
     drafts = [c.at for c in rig.session.of("sendMessageDraft")][1:]  # after "Thinking…"
     gaps = [b - a for a, b in itertools.pairwise(drafts)]
-    assert len(drafts) >= 4 and all(abs(g - 0.25) < 0.03 for g in gaps)
+    # The first text at once, then 1.3 a second: (40 - 1) per 30 s, evenly, the burst (the
+    # placeholder and the first text) paid back.
+    assert len(drafts) >= 1 + 5 and all(abs(g - 1 / 1.3) < 0.03 for g in gaps)
     await stream.finish()
     await bot.session.close()
 
