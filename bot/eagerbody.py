@@ -45,7 +45,7 @@ class _Rest(collections.abc.Coroutine[Any, Any, None]):
             return pending
         return self._coro.send(value)
 
-    def throw(self, exc: Any, *rest: Any) -> Any:  # type: ignore[override]
+    def throw(self, exc: Any, *rest: Any) -> Any:
         self._pending = _STARTED
         return self._coro.throw(exc, *rest)
 
@@ -53,7 +53,7 @@ class _Rest(collections.abc.Coroutine[Any, Any, None]):
         self._coro.close()
 
     def __await__(self) -> Generator[Any, Any, None]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> _Rest:
         return self
@@ -71,7 +71,7 @@ async def _raising(exc: Exception) -> None:
 
 
 class EagerBodyRequest(ClientRequest):
-    def write_bytes(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:  # type: ignore[override]
+    def write_bytes(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:
         coro = super().write_bytes(*args, **kwargs)
         try:
             pending = coro.send(None)
