@@ -33,6 +33,7 @@ from bot.transport.answer import StreamOptions
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
 from bot.transport.jsonsession import JsonSession
+from bot.transport.ledger import MessageLedger
 from bot.transport.limits import Limits
 from bot.transport.load import LoopLoad
 from bot.transport.manager import StreamManager
@@ -157,9 +158,13 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     ), clock, load, connections=TELEGRAM_CONNECTIONS)
     # Replies sent straight from handlers (notes, command answers) spend the same chat budget.
     session.middleware(BudgetMiddleware(scheduler))
+    # Every message-creating call, so that a send whose answer was lost is neither doubled
+    # nor left behind (`transport/ledger.py`).
+    ledger = MessageLedger()
+    session.middleware(ledger)
     st = settings.stream
     streams = StreamManager(
-        Outbound(bot, scheduler, clock), clock, DraftRefusals(clock, st.draft_fallback_ttl),
+        Outbound(bot, scheduler, clock, ledger), clock, DraftRefusals(clock, st.draft_fallback_ttl),
         st.stream_transport.value,
         StreamOptions(cursor=st.stream_cursor, min_interval=st.stream_min_interval,
                       min_chars=st.stream_min_chars,

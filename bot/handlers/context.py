@@ -24,4 +24,5 @@ def target_of(message: Message) -> ChatTarget:
         thread_id=thread_of(message),
         private=private,
         reply_to=None if private else message.message_id,
+        asked=message.message_id,
     )

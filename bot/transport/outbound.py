@@ -16,12 +16,13 @@ from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramServerError,
 )
-from aiogram.methods import EditMessageText, SendMessage, SendMessageDraft
+from aiogram.methods import DeleteMessage, EditMessageText, SendMessage, SendMessageDraft
 from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 
 from bot.clock import Clock
 from bot.render import Rendered
 
+from .ledger import Content, MessageLedger, Probe
 from .limits import CallKind
 from .scheduler import OutboundScheduler, Priority
 from .target import ChatTarget
@@ -44,7 +45,7 @@ class MessageGone(Exception):
     """The message to edit is gone or can no longer be edited; continue in a new one."""
 
 
-def _entities(r: Rendered) -> list[dict[str, Any]] | None:
+def _entities(r: Rendered) -> Any:  # list[dict] | None, where aiogram types list[MessageEntity]
     # As the Bot API's own dicts, in methods built without validation (`model_construct`; every
     # value here is ours and already well-typed). aiogram validates each MessageEntity in Python
     # (~5 µs), and a Markdown-rich frame carries dozens: 48 entities cost ~450 µs of CPU per
@@ -58,10 +59,14 @@ def _is(exc: TelegramBadRequest, *needles: str) -> bool:
 
 
 class Outbound:
-    def __init__(self, bot: Bot, scheduler: OutboundScheduler, clock: Clock) -> None:
+    def __init__(self, bot: Bot, scheduler: OutboundScheduler, clock: Clock,
+                 ledger: MessageLedger | None = None) -> None:
+        """`ledger`: installed on the bot's session, it lets a send whose answer was lost be
+        settled once a later one lands (see `ledger.py`)."""
         self._bot = bot
         self._scheduler = scheduler
         self._clock = clock
+        self._ledger = ledger
 
     @property
     def busy(self) -> bool:
@@ -157,7 +162,54 @@ class Outbound:
                 return msg.message_id
             return await self._call(target, CallKind.MESSAGE, priority, send, shed=shed)
 
-        return await self._with_plain_fallback(rendered, attempt, on_plain)
+        if self._ledger is not None and target.asked:
+            self._ledger.saw(target.chat_id, target.asked)
+        message_id = await self._with_plain_fallback(rendered, attempt, on_plain)
+        if self._ledger is not None:
+            probe = self._ledger.settle(target.chat_id, message_id)
+            if probe is not None:
+                await self._remove_copies(target, probe)
+        return message_id
+
+    async def _remove_copies(self, target: ChatTarget, probe: Probe) -> None:
+        """Delete the copies a lost send may have left among `probe.candidates`."""
+        removed: list[int] = []
+        for candidate in probe.candidates:
+            if len(removed) >= probe.copies:
+                break
+            try:
+                if not await self._is_copy(target, candidate, probe.content):
+                    continue
+                await self._delete(target, candidate)
+            except (TelegramBadRequest, TelegramServerError, TelegramNetworkError) as exc:
+                log.warning("telegram.lost_send_unsettled", chat_id=target.chat_id,
+                            message_id=candidate, error=str(exc))
+                break
+            removed.append(candidate)
+        log.info("telegram.lost_send_settled", chat_id=target.chat_id,
+                 probed=len(probe.candidates), removed=removed)
+
+    async def _delete(self, target: ChatTarget, message_id: int) -> None:
+        async def send() -> bool:
+            return await self._bot(DeleteMessage.model_construct(
+                chat_id=target.chat_id, message_id=message_id))
+        await self._call(target, CallKind.MESSAGE, Priority.FINAL, send)
+
+    async def _is_copy(self, target: ChatTarget, message_id: int, content: Content) -> bool:
+        """Whether `message_id` shows exactly `content`: an edit to it is refused as not
+        modified. A user's message can't be edited; either way nothing changes."""
+        try:
+            await self._call(target, CallKind.MESSAGE, Priority.FINAL,
+                             lambda: self._bot(EditMessageText.model_construct(
+                                 chat_id=target.chat_id, message_id=message_id,
+                                 text=content.text, entities=content.entities, parse_mode=None,
+                                 reply_markup=content.markup)))
+        except TelegramBadRequest as exc:
+            return _is(exc, "message is not modified")
+        # Not refused: it was a bot message this process never heard of (sent before it
+        # started, or by another process with the same token), and it now shows this content.
+        log.error("telegram.probe_changed_message", chat_id=target.chat_id, message_id=message_id)
+        return False
 
     async def edit(
         self, target: ChatTarget, message_id: int, rendered: Rendered, *, priority: Priority,

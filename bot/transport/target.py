@@ -14,6 +14,8 @@ class ChatTarget:
     private: bool = True
     # In groups the first message of an answer replies to the message that asked.
     reply_to: int | None = None
+    # The message that asked, in any chat: the answer's messages come after it (`ledger.py`).
+    asked: int | None = None
 
     @property
     def group(self) -> bool:

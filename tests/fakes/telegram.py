@@ -247,6 +247,7 @@ class FakeTelegram(LocalServer):
         self._callback_ids = itertools.count(1)
         self._open_callbacks: set[str] = set()
         self._failures: dict[str, deque[ApiError]] = {}
+        self._lost_responses: dict[str, int] = {}
         self._poll_generation = 0
         self._changed = asyncio.Event()
         self._webhook_task: asyncio.Task[None] | None = None
@@ -384,6 +385,12 @@ class FakeTelegram(LocalServer):
         """The next `count` calls of `method` answer this error (before any other check)."""
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend(ApiError(status, description, retry_after) for _ in range(count))
+
+    def lose_next_response(self, method: str, count: int = 1) -> None:
+        """The next `count` calls of `method` are carried out (a message is created), then the
+        connection closes without an answer: the caller cannot tell whether it landed."""
+        key = method.lower()
+        self._lost_responses[key] = self._lost_responses.get(key, 0) + count
 
     # ------------------------------------------------------------------ feeding updates
 
@@ -582,6 +589,9 @@ class FakeTelegram(LocalServer):
             self._record(method, params, at, err.code, err.description, None)
             return err.response()
         self._record(method, params, at, 200, None, result)
+        if self._lost_responses.get(method.lower(), 0) > 0:
+            self._lost_responses[method.lower()] -= 1
+            raise asyncio.CancelledError  # done, but the connection closes without an answer
         return web.json_response({"ok": True, "result": result})
 
     async def _run_hook(self, method: str, params: JsonDict) -> web.Response | None:

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.llm import Pause
+from tests.fakes.telegram import NOT_MODIFIED
 
 from .rig import GROUP, OTHER, USER, Rig, rig
 
@@ -146,6 +147,52 @@ async def test_network_error_on_the_final_message_is_retried() -> None:
         r.tg.private_text(USER, "hi")
         assert await r.finals(USER) == ["Delivered despite a reset."]
         assert dropped and len(r.logs.events("telegram.retry")) == 1
+
+
+def sent_ids(r: Rig, chat_id: int) -> list[int]:
+    """Ids of the messages the fake created for the bot's sendMessage calls, answered or not."""
+    return [c.result["message_id"] for c in r.tg.calls_to("sendMessage")
+            if c.ok and c.params.get("chat_id") == chat_id]
+
+
+async def test_a_final_that_landed_unanswered_is_not_doubled() -> None:
+    async with rig() as r:
+        r.tg.lose_next_response("sendMessage")
+        r.llm.reply("Delivered once, though the first answer was lost.")
+        r.tg.private_text(USER, "hi")
+        assert await r.finals(USER) == ["Delivered once, though the first answer was lost."]
+        landed, retried = sent_ids(r, USER)
+        assert retried == landed + 1
+        # The retry is the one the bot knows: the copy it never heard back about is removed.
+        assert [c.params["message_id"] for c in r.tg.calls_to("deleteMessage")] == [landed]
+        assert r.logs.events("telegram.lost_send_settled")[0]["removed"] == [landed]
+
+
+async def test_a_live_message_that_landed_unanswered_leaves_no_partial_copy() -> None:
+    async with rig() as r:
+        step = asyncio.Event()
+        r.llm.script(["Part one, ", Pause(step), "part two."])
+
+        def someone_speaks_first(method: str, params: dict[str, Any]) -> None:
+            # Another member's message lands just before the bot's: a candidate that is not ours.
+            if method == "sendMessage" and not r.tg.calls_to("sendMessage"):
+                r.tg.group_text(GROUP, OTHER, "meanwhile, unrelated")
+        r.tg.on_call = someone_speaks_first
+        r.tg.lose_next_response("sendMessage")
+        r.tg.group_text(GROUP, USER, mention("go"))
+        await r.tg.wait_for(lambda calls: len(sent_ids(r, GROUP)) == 2)
+        step.set()
+        await r.tg.wait_for(lambda calls: "Part one, part two." in r.tg.texts(GROUP))
+        await r.idle()
+        assert r.tg.texts(GROUP) == ["Part one, part two."]  # the copy with its cursor is gone
+        orphan = sent_ids(r, GROUP)[0]
+        assert [c.params["message_id"] for c in r.tg.calls_to("deleteMessage")] == [orphan]
+        probes = [c for c in r.tg.calls_to("editMessageText") if c.error_code == 400]
+        # The other member's message, between the last id the bot knew and its retry, was
+        # probed too: a message that is not the bot's can't be edited, and is left as it was.
+        assert [(c.params["message_id"], c.description) for c in probes] == [
+            (orphan - 1, "Bad Request: message can't be edited"),
+            (orphan, NOT_MODIFIED)]
 
 
 @pytest.mark.parametrize(("chat_id", "method"), [
