@@ -17,7 +17,7 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
   than in bursts and pauses, and leave one slot of every message limit to finals, so a final
   goes out at once.
 - A 429 pauses its chat for exactly `retry_after` from when we learn of it; 429s from several
-  chats at once pause the whole bot. Waits are plain cancellable sleeps that hold only their own
+  chats at once pause the whole bot (`botwide.py`, with the bot's 30 messages a second). Waits are plain cancellable sleeps that hold only their own
   chat: a long window never blocks other chats, nor shutdown.
 - Chats whose limiters are full again and that have nothing pending are forgotten, so memory
   follows the chats that are active, not every chat ever seen.
@@ -49,21 +49,16 @@ from aiogram.exceptions import TelegramRetryAfter
 
 from bot.clock import Clock
 
+from .botwide import MIN_RETRY, BotBudget
 from .limits import CallKind, ChatBudget, Limits
 from .load import LoopLoad
-from .ratelimit import EPSILON, SlidingWindow
-from .turns import Turns
+from .ratelimit import EPSILON
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-# 429s from this many different chats within GLOBAL_FLOOD_WINDOW seconds mean the bot as a whole
-# is flooding (our per-chat accounting keeps single chats within their limits).
-GLOBAL_FLOOD_CHATS = 3
-GLOBAL_FLOOD_WINDOW = 2.0
 # How often idle chats are looked for and forgotten.
 SWEEP_EVERY = 30.0
-MIN_RETRY = 0.05
 BUSY_SHARE = 0.5
 # The part of the session's connections interim frames leave to finals, first texts and handler
 # replies (plus getUpdates and other calls outside the scheduler).
@@ -101,16 +96,10 @@ class OutboundScheduler:
             reserve = max(MIN_CONNECTION_RESERVE, round(connections * CONNECTION_RESERVE))
             self._frame_connections = asyncio.Semaphore(max(1, connections - reserve))
         self._chats: dict[int, ChatBudget] = {}
-        self._global = SlidingWindow(max(1, round(limits.global_per_second)), 1.0)
-        self._global_turns = Turns()
-        self._global_changed = asyncio.Event()
-        self._global_paused_until = 0.0
-        self._next_global_slot = 0.0  # the next slot handed to an interim frame refused one
-        self._recent_429: dict[int, float] = {}  # chat -> when
+        self._bot = BotBudget(limits.global_per_second, clock)
         self._seq = itertools.count()
         self._last_sweep = clock.now()
         self.retry_after_count = 0
-        self.global_floods = 0
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -118,6 +107,11 @@ class OutboundScheduler:
         """The event loop has run late for a while (two late ticks in a row at least), not
         just once (one collector pause): interim frames are at half their pace or less."""
         return self._load is not None and self._load.share <= BUSY_SHARE
+
+    @property
+    def global_floods(self) -> int:
+        """How often 429s from several chats at once paused the whole bot."""
+        return self._bot.floods
 
     @property
     def chat_count(self) -> int:
@@ -141,7 +135,7 @@ class OutboundScheduler:
     def paused_for(self, chat_id: int) -> float:
         now = self._clock.now()
         chat = self._chats.get(chat_id)
-        until = max(self._global_paused_until, chat.paused_until if chat else 0.0)
+        until = max(self._bot.paused_until, chat.paused_until if chat else 0.0)
         return max(0.0, until - now)
 
     def interim_wait(self, chat_id: int, kind: CallKind, *, shed: bool = True) -> float:
@@ -219,7 +213,7 @@ class OutboundScheduler:
             while True:
                 await self._wait_chat(chat, kind)
                 if kind is CallKind.MESSAGE:
-                    await self._wait_global(seq)
+                    await self._bot.wait(seq)
                 try:
                     return await self._send(chat_id, chat, kind, send)
                 except TelegramRetryAfter:
@@ -231,7 +225,7 @@ class OutboundScheduler:
     def _interim_delay(self, chat: ChatBudget, kind: CallKind, share: float) -> float:
         """0 if an interim frame may go now, else seconds until one might."""
         now = self._clock.now()
-        paused = max(chat.paused_until, self._global_paused_until) - now
+        paused = max(chat.paused_until, self._bot.paused_until) - now
         if paused > EPSILON:
             return paused
         delay = chat.interim_delay(kind, now)
@@ -243,21 +237,11 @@ class OutboundScheduler:
             # asked for shrinks and the frame may go sooner.
             return max(MIN_RETRY, min(delay, chat.frame_spacing(kind)))
         if kind is CallKind.MESSAGE:
-            wait = self._global.delay(now)
-            if wait > EPSILON or self._global_turns.waiting:
-                return self._global_retry(now, wait)
+            return self._bot.interim_delay(now)
         return 0.0
 
     def _granted(self, now: float) -> float:
         return self._load.granted(now) if self._load is not None else now
-
-    def _global_retry(self, now: float, wait: float) -> float:
-        """When to try again for a global slot. Refused frames get successive slots at the bot's
-        rate, first come first served, so they come back one by one rather than all at once."""
-        spacing = 1 / self._global.sustained
-        slot = max(self._next_global_slot, now + (wait if wait < math.inf else spacing))
-        self._next_global_slot = slot + spacing
-        return max(MIN_RETRY, slot - now)
 
     def _after_finals(self, chat: ChatBudget, kind: CallKind) -> float:
         return max(MIN_RETRY, chat.frame_spacing(kind))
@@ -266,27 +250,10 @@ class OutboundScheduler:
         # We hold the chat's turn: nothing else is in flight here, so every delay is finite.
         while True:
             now = self._clock.now()
-            delay = max(chat.final_delay(kind, now), self._global_paused_until - now)
+            delay = max(chat.final_delay(kind, now), self._bot.paused_until - now)
             if delay <= EPSILON:
                 return
             await self._clock.sleep(delay)
-
-    async def _wait_global(self, seq: int) -> None:
-        # Only the first final in line waits on the clock; the others wait for their turn.
-        await self._global_turns.acquire(Priority.FINAL, seq)
-        try:
-            while True:
-                now = self._clock.now()
-                delay = max(self._global_paused_until - now, self._global.delay(now))
-                if delay <= EPSILON:
-                    return
-                if delay == math.inf:  # the window is full of calls in flight
-                    self._global_changed.clear()
-                    await self._global_changed.wait()
-                else:
-                    await self._clock.sleep(delay)
-        finally:
-            self._global_turns.release()
 
     # -- sending -----------------------------------------------------------------------------
     async def _send(
@@ -296,8 +263,7 @@ class OutboundScheduler:
         now = self._clock.now()
         limiters = list(chat.begin(kind, now, self._granted(now) if interim else None))
         if kind is CallKind.MESSAGE:
-            self._global.begin(now)
-            limiters.append(self._global)
+            limiters.append(self._bot.begin(now))
         granted = GRANTED.set(True)
         try:
             return await send()
@@ -310,20 +276,14 @@ class OutboundScheduler:
             for lim in limiters:
                 lim.end(end)
             if kind is CallKind.MESSAGE:
-                self._global_changed.set()
+                self._bot.ended()
 
     def _paused(self, chat_id: int, chat: ChatBudget, retry_after: float) -> None:
         now = self._clock.now()
         until = now + retry_after
         chat.paused_until = max(chat.paused_until, until)
         self.retry_after_count += 1
-        horizon = now - GLOBAL_FLOOD_WINDOW
-        self._recent_429 = {c: t for c, t in self._recent_429.items() if t > horizon}
-        self._recent_429[chat_id] = now
-        flood = len(self._recent_429) >= GLOBAL_FLOOD_CHATS
-        if flood and until > self._global_paused_until:
-            self._global_paused_until = until
-            self.global_floods += 1
+        flood = self._bot.saw_429(chat_id, now, until)
         log.warning("telegram.retry_after", chat_id=chat_id, retry_after=retry_after,
                     whole_bot=flood)
 
