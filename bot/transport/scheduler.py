@@ -17,8 +17,9 @@ Each rule below prevents a failure other bots reported (../shared/reference/tele
   than in bursts and pauses, and leave one slot of every message limit to finals, so a final
   goes out at once.
 - A 429 pauses its chat for exactly `retry_after` from when we learn of it; 429s from several
-  chats at once pause the whole bot (`botwide.py`, with the bot's 30 messages a second). Waits are plain cancellable sleeps that hold only their own
-  chat: a long window never blocks other chats, nor shutdown.
+  chats at once pause the whole bot (`botwide.py`, with the bot's 30 messages a second).
+  Waits are plain cancellable sleeps that hold only their own chat: a long window never blocks
+  other chats, nor shutdown.
 - Chats whose limiters are full again and that have nothing pending are forgotten, so memory
   follows the chats that are active, not every chat ever seen.
 - When the event loop falls behind (too many answers for one process), interim frames are
