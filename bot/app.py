@@ -17,7 +17,7 @@ from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from bot.clock import Clock, LoopClock
 from bot.config import Settings
 from bot.handlers import chat as chat_handlers
-from bot.handlers import commands, errors, models, stop
+from bot.handlers import commands, errors, migration, models, stop
 from bot.llm import AiohttpTransport
 from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
@@ -200,7 +200,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     acc = settings.access
     dp.update.outer_middleware(AccessMiddleware(
         AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)))
-    dp.include_routers(errors.make_router(), stop.make_router(), commands.make_router(),
-                       models.make_router(), chat_handlers.make_router())
+    dp.include_routers(errors.make_router(), migration.make_router(), stop.make_router(),
+                       commands.make_router(), models.make_router(), chat_handlers.make_router())
     return App(settings=settings, bot=bot, dispatcher=dp, http=http, store=store, chat=chat,
                scheduler=scheduler, clock=clock, closers=closers, metrics=metrics)

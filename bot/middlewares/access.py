@@ -23,11 +23,22 @@ class AccessPolicy:
         self.users = users
         self.chats = chats
         self.admins = admins
+        # Supergroups that allowed groups became (until a restart: see `follow`).
+        self._followed: set[int] = set()
 
     def allows(self, user_id: int | None, chat_id: int, private: bool) -> bool:
         if user_id is not None and (user_id in self.users or user_id in self.admins):
             return True
-        return not private and chat_id in self.chats
+        return not private and (chat_id in self.chats or chat_id in self._followed)
+
+    def follow(self, old_chat_id: int, new_chat_id: int) -> bool:
+        """A group became a supergroup with a new id: allowed before, it stays allowed (in this
+        process; ALLOWED_CHAT_IDS needs the new id to keep it after a restart). True when the
+        new id is allowed only through this."""
+        if new_chat_id in self.chats or not self.allows(None, old_chat_id, private=False):
+            return False
+        self._followed.add(new_chat_id)
+        return True
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admins
@@ -45,6 +56,22 @@ class AccessMiddleware(BaseMiddleware):
     def __init__(self, policy: AccessPolicy) -> None:
         self._policy = policy
 
+    def _migration(self, event: TelegramObject) -> None:
+        # Telegram sends a service message to the old chat and one to the new: either may come
+        # first, and the new chat's would otherwise be denied like any unknown group.
+        message = event.event if isinstance(event, Update) else event
+        if not isinstance(message, Message):
+            return
+        if message.migrate_to_chat_id:
+            old, new = message.chat.id, message.migrate_to_chat_id
+        elif message.migrate_from_chat_id:
+            old, new = message.migrate_from_chat_id, message.chat.id
+        else:
+            return
+        if self._policy.follow(old, new):
+            log.warning("access.chat_migrated", chat_id=old, new_chat_id=new,
+                        hint=f"add {new} to ALLOWED_CHAT_IDS to keep it allowed after a restart")
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
@@ -59,6 +86,7 @@ class AccessMiddleware(BaseMiddleware):
             return None
         if chat is None:
             return await handler(event, data)  # updates with no chat (none handled today)
+        self._migration(event)
         private = chat.type == "private"
         # In a private chat the chat id is the user's id (updates like a draft stop carry no user).
         user_id = user.id if user else (chat.id if private else None)

@@ -252,6 +252,11 @@ class ChatService:
             self._active.pop(key, None)
             result = await stream.finish(note)
             answer = stream.source.strip()
+            if stream.target.chat_id != key.chat_id:
+                # The group became a supergroup mid-answer: the conversation goes with it now,
+                # whether or not its service message was handled yet (the second move is empty).
+                await self._store.move_chat(key.chat_id, stream.target.chat_id)
+                key = ConversationKey(stream.target.chat_id, key.thread_id)
             if answer:
                 tokens = outcome.usage.completion_tokens if outcome.usage else None
                 await self._store.append(key, Turn("assistant", answer, tokens=tokens))

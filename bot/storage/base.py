@@ -53,6 +53,12 @@ class Store(Protocol):
     async def update_settings(self, key: ConversationKey, settings: ConversationSettings) -> None:
         ...
 
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        """A group became a supergroup: its conversations and settings follow it. Where the new
+        chat has a current conversation already, the old one is archived; the new chat's settings
+        win. Returns how many conversations moved (0 when done before: it may be told twice)."""
+        ...
+
     async def first_time(self, update_id: int) -> bool:
         """Record an update id; False when it was seen before (no answer twice after restart)."""
         ...

@@ -41,6 +41,25 @@ class MemoryStore:
     async def update_settings(self, key: ConversationKey, settings: ConversationSettings) -> None:
         self._settings[key] = settings
 
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        moved = 0
+        for key in [k for k in self._turns if k.chat_id == old_chat_id]:
+            turns = self._turns.pop(key)
+            target = ConversationKey(new_chat_id, key.thread_id)
+            if self._turns.get(target):
+                self._archived.append((target, turns))
+            else:
+                self._turns[target] = turns
+            moved += 1
+        self._archived = [
+            (ConversationKey(new_chat_id, k.thread_id) if k.chat_id == old_chat_id else k, turns)
+            for k, turns in self._archived
+        ]
+        for key in [k for k in self._settings if k.chat_id == old_chat_id]:
+            self._settings.setdefault(ConversationKey(new_chat_id, key.thread_id),
+                                      self._settings.pop(key))
+        return moved
+
     async def first_time(self, update_id: int) -> bool:
         if update_id in self._seen:
             return False

@@ -192,6 +192,28 @@ class SqliteStore:
 
         await self._write(write)
 
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            moved = db.execute(
+                "SELECT COUNT(*) FROM conversations WHERE chat_id = ? AND archived = 0",
+                (old_chat_id,),
+            ).fetchone()[0]
+            # A current conversation of the new chat stays current; the old one's is archived.
+            db.execute(
+                "UPDATE conversations SET archived = 1 WHERE chat_id = ? AND archived = 0"
+                " AND thread_id IN (SELECT thread_id FROM conversations"
+                " WHERE chat_id = ? AND archived = 0)",
+                (old_chat_id, new_chat_id),
+            )
+            db.execute("UPDATE conversations SET chat_id = ? WHERE chat_id = ?",
+                       (new_chat_id, old_chat_id))
+            db.execute("UPDATE OR IGNORE conversation_settings SET chat_id = ? WHERE chat_id = ?",
+                       (new_chat_id, old_chat_id))
+            db.execute("DELETE FROM conversation_settings WHERE chat_id = ?", (old_chat_id,))
+            return int(moved)
+
+        return await self._write(write)
+
     async def first_time(self, update_id: int) -> bool:
         def write(db: sqlite3.Connection) -> bool:
             fresh = db.execute(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from bot.render import MarkdownStream, Rendered
 from .fallback import DraftRefusals
 from .frames import append_note, with_cursor
 from .limits import CallKind
-from .outbound import ChatUnavailable, DraftRefused, MessageGone, Outbound
+from .outbound import ChatMigrated, ChatUnavailable, DraftRefused, MessageGone, Outbound
 from .scheduler import FrameDropped, Priority
 from .target import ChatTarget
 
@@ -163,7 +164,11 @@ class AnswerStream:
             pages = [Rendered("…")]
         for index in range(self._sealed, len(pages)):
             try:
-                await self._deliver(pages[index], first=index == 0)
+                try:
+                    await self._deliver(pages[index], first=index == 0)
+                except ChatMigrated as exc:
+                    self._moved(exc)
+                    await self._deliver(pages[index], first=index == 0)
             except ChatUnavailable as exc:
                 self._chat_gone(exc)
                 break
@@ -241,6 +246,15 @@ class AnswerStream:
         if self.on_unavailable is not None:
             self.on_unavailable()
 
+    def _moved(self, exc: ChatMigrated) -> None:
+        """The group became a supergroup: the rest of the answer goes there. Its live message
+        (edit path) has a new id there that no call tells, so the answer goes on in a new one."""
+        log.warning("chat.migrated", chat_id=self.target.chat_id, new_chat_id=exc.chat_id)
+        self.target = dataclasses.replace(self.target, chat_id=exc.chat_id, reply_to=None,
+                                          asked=None)
+        self._message_id = None
+        self._last_text = None
+
     def _record_final(self, message_id: int, page: Rendered) -> None:
         self.result.message_ids.append(message_id)
         self.result.texts.append(page.text)
@@ -254,6 +268,9 @@ class AnswerStream:
             except ChatUnavailable as exc:
                 self._chat_gone(exc)
                 return
+            except ChatMigrated as exc:
+                self._moved(exc)
+                continue
             await self._clock.sleep(TYPING_EVERY)
             if self.mode is Mode.EDIT and self._message_id is not None:
                 return  # visible text says enough from here on
@@ -321,6 +338,9 @@ class AnswerStream:
             self._dirty.set()
         except ChatUnavailable as exc:
             self._chat_gone(exc)
+        except ChatMigrated as exc:
+            self._moved(exc)
+            self._dirty.set()
         except (TelegramServerError, TelegramNetworkError) as exc:
             # Interim frames may be lost (only finals are retried); newer text follows.
             log.warning("answer.frame_failed", chat_id=self.target.chat_id, error=str(exc))

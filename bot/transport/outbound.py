@@ -13,6 +13,7 @@ from aiogram import Bot
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramServerError,
 )
@@ -35,6 +36,15 @@ FINAL_NETWORK_ATTEMPTS = 4
 
 class ChatUnavailable(Exception):
     """403: the bot was blocked or removed; nothing more goes to this chat."""
+
+
+class ChatMigrated(Exception):
+    """The group became a supergroup (an admin changed a setting that needs one): the call must
+    go to `chat_id` instead. Telegram moves the group's history there, with new message ids."""
+
+    def __init__(self, chat_id: int) -> None:
+        super().__init__(f"the group is now the supergroup {chat_id}")
+        self.chat_id = chat_id
 
 
 class DraftRefused(Exception):
@@ -90,6 +100,8 @@ class Outbound:
                 )
             except TelegramForbiddenError as exc:
                 raise ChatUnavailable(exc.message) from exc
+            except TelegramMigrateToChat as exc:
+                raise ChatMigrated(exc.migrate_to_chat_id) from exc
             except (TelegramServerError, TelegramNetworkError) as exc:
                 # Interim frames are cheap to lose (newer text follows); finals are not.
                 if priority is Priority.INTERIM or attempt >= FINAL_NETWORK_ATTEMPTS:

@@ -102,14 +102,18 @@ class FloodLimits:
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, code: int, description: str, retry_after: int | None = None,
+                 parameters: JsonDict | None = None) -> None:
         super().__init__(description)
         self.code, self.description, self.retry_after = code, description, retry_after
+        self.parameters = dict(parameters or {})
+        if retry_after is not None:
+            self.parameters["retry_after"] = retry_after
 
     def response(self) -> web.Response:
         body: JsonDict = {"ok": False, "error_code": self.code, "description": self.description}
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
+        if self.parameters:
+            body["parameters"] = self.parameters
         return web.json_response(body, status=self.code)
 
 
@@ -233,6 +237,7 @@ class FakeTelegram(LocalServer):
         self.refuse_drafts = False
         self.on_call: OnCall | None = None
         self.blocked: set[int] = set()  # user ids that blocked the bot (403 on sends)
+        self.migrated: dict[int, int] = {}  # group id -> its supergroup's (400 on calls to it)
         self.webhook_url = ""
         self.webhook_secret: str | None = None
         self.webhook_errors: list[str] = []
@@ -426,6 +431,20 @@ class FakeTelegram(LocalServer):
     ) -> JsonDict:
         message = self._user_message(chat_id, user_id, text, entities, reply_to, thread_id)
         return self.push_update({"message": message})
+
+    def migrate_group(self, old: int, new: int, user_id: int, *, notify: bool = True) -> None:
+        """The group becomes a supergroup with a new id, as when an admin changes a setting
+        that needs one: calls to the old id fail with `migrate_to_chat_id`; with `notify`, the
+        service messages of both chats arrive as updates (the old one's first)."""
+        self.migrated[old] = new
+        if not notify:
+            return
+        for chat_id, field_name, value in ((old, "migrate_to_chat_id", new),
+                                            (new, "migrate_from_chat_id", old)):
+            message = self._user_message(chat_id, user_id, "", [], None, None)
+            message.pop("text", None)
+            message[field_name] = value
+            self.push_update({"message": message})
 
     def callback_query(self, user_id: int, chat_id: int, message_id: int, data: str) -> JsonDict:
         query_id = f"{user_id}{next(self._callback_ids):08d}"
@@ -744,6 +763,9 @@ class FakeTelegram(LocalServer):
             raise bad("chat not found")
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.migrated:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           parameters={"migrate_to_chat_id": self.migrated[chat_id]})
         return chat_id, self._chat_state(chat_id)
 
     def _thread(self, chat_id: int, chat: _ChatState, params: JsonDict) -> int | None:

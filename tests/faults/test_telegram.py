@@ -233,3 +233,53 @@ async def test_429_is_left_to_the_scheduler_alone() -> None:
         assert sends[1].at - sends[0].at >= 0.95  # ...after the window Telegram asked for
         assert not r.logs.events("telegram.retry")  # nobody else retried around it
         assert len(r.llm.requests) == 1
+
+
+SUPERGROUP = -1000500
+STRANGER = 1003  # not in ALLOWED_USER_IDS: allowed in GROUP only through ALLOWED_CHAT_IDS
+
+
+async def test_a_group_that_becomes_a_supergroup_mid_answer_gets_the_rest_there() -> None:
+    async with rig() as r:
+        step = asyncio.Event()
+        r.llm.script(["Part one, ", Pause(step), "part two."])
+        r.tg.group_text(GROUP, STRANGER, mention("go"))
+        await r.tg.wait_for(lambda calls: r.tg.texts(GROUP))
+        r.tg.migrate_group(GROUP, SUPERGROUP, STRANGER)
+        step.set()
+        await r.tg.wait_for(lambda calls: "Part one, part two." in r.tg.texts(SUPERGROUP))
+        await r.idle()
+        # Nothing lost: the whole answer is a message of the supergroup, where the members are.
+        assert r.tg.texts(SUPERGROUP) == ["Part one, part two."]
+        assert r.logs.events("chat.migrated")[0]["new_chat_id"] == SUPERGROUP
+        assert r.logs.events("access.chat_migrated")[0]["new_chat_id"] == SUPERGROUP
+
+        # The supergroup is allowed as the group was, and the conversation went with it.
+        r.llm.reply("Second answer.")
+        r.tg.group_text(SUPERGROUP, STRANGER, mention("and then?"))
+        await r.tg.wait_for(lambda calls: "Second answer." in r.tg.texts(SUPERGROUP))
+        await r.idle()
+        history = [(m["role"], m["content"]) for m in r.llm.requests[-1]["messages"]
+                   if m["role"] != "system"]
+        assert history[-3:] == [("user", "User1003: go"), ("assistant", "Part one, part two."),
+                                ("user", "User1003: and then?")]
+
+
+async def test_a_migrated_group_is_answered_in_its_supergroup_from_the_first_message() -> None:
+    async with rig() as r:
+        r.llm.reply("Hello, group.")
+        r.tg.group_text(GROUP, STRANGER, mention("hi"))
+        await r.tg.wait_for(lambda calls: "Hello, group." in r.tg.texts(GROUP))
+        await r.idle()
+        r.tg.migrate_group(GROUP, SUPERGROUP, STRANGER)
+        r.llm.reply("Hello, supergroup.")
+        r.tg.group_text(SUPERGROUP, STRANGER, mention("still there?"))
+        await r.tg.wait_for(lambda calls: "Hello, supergroup." in r.tg.texts(SUPERGROUP))
+        # The service messages moved the conversation: the model sees the group's turns.
+        assert [m["content"] for m in r.llm.requests[-1]["messages"][-3:]] == [
+            "User1003: hi", "Hello, group.", "User1003: still there?"]
+        # Another group's move grants nothing: only a group that was allowed is followed.
+        r.tg.migrate_group(-600, -1000600, STRANGER)
+        r.tg.group_text(-1000600, STRANGER, mention("hi"))
+        assert await r.sentinel() == ["sentinel answer"]
+        assert r.tg.texts(-1000600) == []

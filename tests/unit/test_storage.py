@@ -71,6 +71,32 @@ async def test_new_conversation_hides_earlier_turns(store: Store) -> None:
     assert await store.history(KEY) == []
 
 
+async def test_a_group_that_became_a_supergroup_keeps_its_conversations(store: Store) -> None:
+    old, new = ConversationKey(-100, 0), ConversationKey(-1009, 0)
+    topic_old, topic_new = ConversationKey(-100, 7), ConversationKey(-1009, 7)
+    await store.append(old, user("archived"))
+    await store.new_conversation(old)
+    await store.append(old, user("current"))
+    await store.append(topic_old, user("in a topic"))
+    await store.update_settings(old, ConversationSettings(model="m1"))
+    # Someone already asked in the new chat's topic: that conversation stays the current one.
+    await store.append(topic_new, user("asked in the supergroup"))
+    assert await store.move_chat(-100, -1009) == 2
+    assert await store.history(new) == [user("current")]
+    assert await store.history(topic_new) == [user("asked in the supergroup")]
+    assert await store.settings(new) == ConversationSettings(model="m1")
+    assert await store.history(old) == [] and await store.settings(old) == ConversationSettings()
+    assert await store.move_chat(-100, -1009) == 0  # told again (both chats' service messages)
+    assert await store.history(new) == [user("current")]
+
+
+async def test_moving_a_chat_keeps_the_new_chats_own_settings(store: Store) -> None:
+    await store.update_settings(ConversationKey(-100, 0), ConversationSettings(model="old"))
+    await store.update_settings(ConversationKey(-1009, 0), ConversationSettings(model="new"))
+    await store.move_chat(-100, -1009)
+    assert await store.settings(ConversationKey(-1009, 0)) == ConversationSettings(model="new")
+
+
 async def test_drop_last_answer_returns_the_question(store: Store) -> None:
     await store.append(KEY, user("q1"))
     await store.append(KEY, assistant("a1"))
