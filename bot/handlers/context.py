@@ -26,3 +26,13 @@ def target_of(message: Message) -> ChatTarget:
         reply_to=None if private else message.message_id,
         asked=message.message_id,
     )
+
+
+def migration_of(message: Message) -> tuple[int, int] | None:
+    """(old, new) chat ids when `message` is one of the two service messages Telegram sends as a
+    group becomes a supergroup (one in each chat, in either order); else None."""
+    if message.migrate_to_chat_id:
+        return message.chat.id, message.migrate_to_chat_id
+    if message.migrate_from_chat_id:
+        return message.migrate_from_chat_id, message.chat.id
+    return None

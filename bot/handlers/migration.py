@@ -9,19 +9,21 @@ from aiogram.types import Message
 
 from bot.storage import Store
 
+from .context import migration_of
+
 log = structlog.get_logger(__name__)
 
 
 async def migrated(message: Message) -> bool:
-    return bool(message.migrate_to_chat_id or message.migrate_from_chat_id)
+    return migration_of(message) is not None
 
 
 async def chat_migrated(message: Message, store: Store) -> None:
     # Both chats' service messages arrive; the second finds nothing left to move.
-    if message.migrate_to_chat_id:
-        old, new = message.chat.id, message.migrate_to_chat_id
-    else:
-        old, new = int(message.migrate_from_chat_id or 0), message.chat.id
+    ids = migration_of(message)
+    if ids is None:
+        return
+    old, new = ids
     moved = await store.move_chat(old, new)
     if moved:
         log.info("chat.conversations_moved", chat_id=old, new_chat_id=new, conversations=moved)

@@ -14,6 +14,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 
 from bot.config import IdList
+from bot.handlers.context import migration_of
 
 log = structlog.get_logger(__name__)
 
@@ -60,14 +61,10 @@ class AccessMiddleware(BaseMiddleware):
         # Telegram sends a service message to the old chat and one to the new: either may come
         # first, and the new chat's would otherwise be denied like any unknown group.
         message = event.event if isinstance(event, Update) else event
-        if not isinstance(message, Message):
+        ids = migration_of(message) if isinstance(message, Message) else None
+        if ids is None:
             return
-        if message.migrate_to_chat_id:
-            old, new = message.chat.id, message.migrate_to_chat_id
-        elif message.migrate_from_chat_id:
-            old, new = message.migrate_from_chat_id, message.chat.id
-        else:
-            return
+        old, new = ids
         if self._policy.follow(old, new):
             log.warning("access.chat_migrated", chat_id=old, new_chat_id=new,
                         hint=f"add {new} to ALLOWED_CHAT_IDS to keep it allowed after a restart")
