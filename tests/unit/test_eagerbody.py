@@ -2,7 +2,8 @@
 the event loop that makes the call, as aiohttp itself does on 3.12+ (an eager task). A body that
 has to wait (a slow reader, a body produced in parts) is finished by the task, cancellable.
 
-Real aiogram Bot and JsonSession, real httpx over the model's AiohttpTransport, real aiohttp
+Real aiogram Bot on JsonSession (a JSON call goes on its own wire, botapi_wire.py, and is
+compared with aiogram's own session), real httpx over the model's AiohttpTransport, real aiohttp
 over loopback sockets; the far end is a plain asyncio server that notes in which turn of the
 loop each complete request arrived.
 """
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import ClientRequest, ClientSession, web
 
@@ -25,7 +27,6 @@ from bot import eagerbody
 from bot.eagerbody import EagerBodyRequest
 from bot.llm import wire
 from bot.llm.wire import AiohttpTransport
-from bot.transport import jsonsession
 from bot.transport.jsonsession import JsonSession
 
 TOKEN = "42:TEST-TOKEN"
@@ -101,8 +102,8 @@ async def turns_to_arrive(call: Callable[[str], Awaitable[object]]) -> int:
         NotingServer.turns = None
 
 
-async def bot_api_turns(base: str) -> int:
-    bot = Bot(TOKEN, session=JsonSession(api=TelegramAPIServer.from_base(base)))
+async def bot_api_turns(base: str, session: type[AiohttpSession] = JsonSession) -> int:
+    bot = Bot(TOKEN, session=session(api=TelegramAPIServer.from_base(base)))
 
     async def draft(text: str) -> None:
         assert await bot.send_message_draft(chat_id=1, draft_id=1, text=text) is True
@@ -124,9 +125,10 @@ async def model_turns(base: str) -> int:
 async def test_a_bot_api_call_reaches_the_server_a_loop_turn_sooner(
     server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # JsonSession writes a JSON call on its own wire (botapi_wire.py) at once; aiogram's own
+    # session, on aiohttp's request class, a turn later.
     eager = await bot_api_turns(server)
-    monkeypatch.setattr(jsonsession, "REQUEST_CLASS", ClientRequest)  # aiohttp's own, as before
-    plain = await bot_api_turns(server)
+    plain = await bot_api_turns(server, AiohttpSession)
     assert eager < plain, (eager, plain)
 
 

@@ -136,7 +136,7 @@ async def test_network_failures_are_telegram_network_errors(tg: TypedFake) -> No
     bot = make_bot(tg, JsonSession)
     await tg.stop()
     try:
-        with pytest.raises(TelegramNetworkError, match="ClientConnectorError"):
+        with pytest.raises(TelegramNetworkError, match="ConnectionRefusedError"):
             await bot.send_message(chat_id=CHAT, text="nobody listens")
     finally:
         await bot.session.close()
