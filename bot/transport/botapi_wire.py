@@ -59,6 +59,12 @@ class _Connection(asyncio.Protocol):
             self._fail(exc)
             self.close()
 
+    def eof_received(self) -> bool | None:
+        # The server is done with this connection: no call may take it between now and
+        # `connection_lost`, a loop turn later.
+        self.closed = True
+        return None  # the transport closes
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(ConnectionLost("the Bot API server closed the connection"))
@@ -148,13 +154,22 @@ class _Origin:
                 if conn_or_slot is not None:
                     return conn_or_slot
             self._open += 1
+            made: list[_Connection] = []
+
+            def protocol() -> _Connection:
+                made.append(_Connection(self))
+                return made[0]
+
             try:
                 _, conn = await self.loop.create_connection(
-                    lambda: _Connection(self), self._host, self._port, ssl=self._ssl,
+                    protocol, self._host, self._port, ssl=self._ssl,
                     server_hostname=self._host if self._ssl else None)
             except BaseException:
-                self._open -= 1
-                self._pass_on(None)
+                if made and made[0] in self._all:
+                    made[0].close()  # it did connect: its `connection_lost` frees the slot
+                else:
+                    self._open -= 1
+                    self._pass_on(None)
                 raise
         return conn
 

@@ -261,3 +261,20 @@ def test_session_errors_name_the_fault_not_the_token(loop: eventloop.LoopChoice)
             assert TOKEN not in str(err.value)
 
     run(loop, body)
+
+
+@LOOPS
+def test_a_connection_the_server_closed_while_idle_is_not_used(
+        loop: eventloop.LoopChoice) -> None:
+    async def body(server: Server, wire: BotApiWire) -> None:
+        def answer_then_hang_up(req: Request) -> None:
+            at_once(req)
+            req.cut()
+        server.script = answer_then_hang_up
+        assert (await wire.post(server.url(), b"1", 5))[1] == b'{"ok":true,"result":"1"}'
+        server.script = at_once
+        for _ in range(3):  # the hang-up reaches the wire within a few turns
+            await asyncio.sleep(0)
+        assert (await wire.post(server.url(), b"2", 5))[1] == b'{"ok":true,"result":"2"}'
+
+    assert run(loop, body).connections == 2
