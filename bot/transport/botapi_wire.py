@@ -120,13 +120,13 @@ def _time_out(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
 class _Origin:
     """The connections to one scheme://host:port, at most `limit` open or opening."""
 
-    def __init__(self, scheme: str, host: str, port: int, *, limit: int,
-                 keepalive: float) -> None:
+    def __init__(self, scheme: str, host: str, port: int, *, limit: int, keepalive: float,
+                 tls: ssl.SSLContext | None) -> None:
         self.loop = asyncio.get_running_loop()
         self._host, self._port = host, port
         self._ssl: ssl.SSLContext | None = None
         if scheme == "https":
-            self._ssl = ssl.create_default_context(cafile=certifi.where())
+            self._ssl = tls or ssl.create_default_context(cafile=certifi.where())
         self._limit, self._keepalive = limit, keepalive
         self._free: deque[_Connection] = deque()  # idle, the most recently used last
         self._open = 0  # connections open or opening
@@ -207,8 +207,10 @@ class _Origin:
 class BotApiWire:
     """POSTs of JSON bodies to Bot API URLs, on at most `limit` connections per server."""
 
-    def __init__(self, *, limit: int, user_agent: str, keepalive: float = KEEPALIVE) -> None:
-        self._limit, self._keepalive = limit, keepalive
+    def __init__(self, *, limit: int, user_agent: str, keepalive: float = KEEPALIVE,
+                 tls: ssl.SSLContext | None = None) -> None:
+        # tls: the context for https servers; certifi's CA bundle (aiogram's too) by default.
+        self._limit, self._keepalive, self._tls = limit, keepalive, tls
         self._agent = user_agent
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         # url -> (origin key, request head up to the body's length). The URL holds the bot's
@@ -235,7 +237,7 @@ class BotApiWire:
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = _Origin(*key, limit=self._limit,
-                                                  keepalive=self._keepalive)
+                                                  keepalive=self._keepalive, tls=self._tls)
         start = origin.loop.time()
         conn = await origin.acquire(timeout)
         try:

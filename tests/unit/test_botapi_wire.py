@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httptools
 import pytest
+import trustme
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
@@ -278,3 +280,40 @@ def test_a_connection_the_server_closed_while_idle_is_not_used(
         assert (await wire.post(server.url(), b"2", 5))[1] == b'{"ok":true,"result":"2"}'
 
     assert run(loop, body).connections == 2
+
+
+async def _tls_server(ca: trustme.CA) -> tuple[Server, asyncio.Server]:
+    srv = Server()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listening = await asyncio.get_running_loop().create_server(
+        srv.protocol, "127.0.0.1", 0, ssl=context)
+    srv.port = listening.sockets[0].getsockname()[1]
+    return srv, listening
+
+
+@LOOPS
+def test_https_verifies_the_server_and_keeps_the_connection(loop: eventloop.LoopChoice) -> None:
+    ca = trustme.CA()
+
+    async def main() -> Server:
+        srv, listening = await _tls_server(ca)
+        url = srv.url().replace("http://", "https://")
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        wire = BotApiWire(limit=2, user_agent="test", tls=trusting)
+        default = BotApiWire(limit=2, user_agent="test")  # certifi's CAs: not this test CA
+        try:
+            for i in range(2):
+                assert (await wire.post(url, b"%d" % i, 5))[1] == b'{"ok":true,"result":"%d"}' % i
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await default.post(url, b"x", 5)
+        finally:
+            wire.close()
+            default.close()
+            listening.close()
+        return srv
+
+    srv = eventloop.run(main(), loop)
+    assert [r.body for r in srv.requests] == [b"0", b"1"]  # the unverified call never went
+    assert srv.connections == 2  # one kept alive for both calls, one refused in the handshake
