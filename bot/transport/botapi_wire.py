@@ -151,8 +151,10 @@ class _Origin:
                     if waiter.done() and not waiter.cancelled():
                         self._pass_on(waiter.result())
                     raise
-                if conn_or_slot is not None:
+                if conn_or_slot is not None and not conn_or_slot.closed:
                     return conn_or_slot
+                # A slot, or a connection the server hung up on meanwhile (its slot frees
+                # when it is lost): look again.
             self._open += 1
             made: list[_Connection] = []
 
