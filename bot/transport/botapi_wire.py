@@ -5,8 +5,8 @@ streaming chats the bot makes ~1,300 of them a second. aiohttp's client wraps ea
 `ClientRequest`, a `ClientResponse`, header multidicts, a timer context, traces and a body
 payload: 73 µs of CPU per call against a local server, against 20 µs for this module, which
 writes the request in one `write` and reads the answer with httptools (llhttp in C, the parser
-uvicorn uses). In the 1,000-chat benchmark aiohttp's part of each call was a sixth of the bot's
-CPU (`bench/RESULTS.md`).
+uvicorn uses). In the 1,000-chat benchmark's profile aiohttp's part of the Bot API calls was
+14 % of the bot's samples (`bench/RESULTS.md`).
 
 What it does not do, because the Bot API does not need it: redirects, proxies (JsonSession goes
 through aiohttp when one is set), compression (no `Accept-Encoding` is sent, so none comes
@@ -131,7 +131,8 @@ class _Origin:
         self._free: deque[_Connection] = deque()  # idle, the most recently used last
         self._open = 0  # connections open or opening
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
-        self._all: set[_Connection] = set()
+        self._all: set[_Connection] = set()  # connected and not yet lost
+        self._closed = False
 
     async def acquire(self, timeout: float) -> _Connection:
         now = self.loop.time()
@@ -141,7 +142,7 @@ class _Origin:
                 return conn
             conn.close()
         async with asyncio.timeout(timeout):
-            while self._open >= self._limit:
+            while not self._closed and self._open >= self._limit:
                 # Handed a connection, or None once a slot is free to open one.
                 waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
                 self._waiters.append(waiter)
@@ -155,20 +156,17 @@ class _Origin:
                     return conn_or_slot
                 # A slot, or a connection the server hung up on meanwhile (its slot frees
                 # when it is lost): look again.
+            if self._closed:
+                raise ConnectionLost("the Bot API session is closed")
             self._open += 1
-            made: list[_Connection] = []
-
-            def protocol() -> _Connection:
-                made.append(_Connection(self))
-                return made[0]
-
+            conn = _Connection(self)
             try:
-                _, conn = await self.loop.create_connection(
-                    protocol, self._host, self._port, ssl=self._ssl,
+                await self.loop.create_connection(
+                    lambda: conn, self._host, self._port, ssl=self._ssl,
                     server_hostname=self._host if self._ssl else None)
             except BaseException:
-                if made and made[0] in self._all:
-                    made[0].close()  # it did connect: its `connection_lost` frees the slot
+                if conn in self._all:
+                    conn.close()  # it did connect: its `connection_lost` frees the slot
                 else:
                     self._open -= 1
                     self._pass_on(None)
@@ -201,9 +199,19 @@ class _Origin:
             self._pass_on(None)
 
     def close(self) -> None:
+        # Calls waiting for a connection wake to a closed origin and fail; none opens another.
+        self._closed = True
         for conn in list(self._all):
             conn.close()
         self._free.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    @property
+    def connected(self) -> int:
+        return len(self._all)
 
 
 class BotApiWire:
@@ -248,6 +256,11 @@ class BotApiWire:
         finally:
             origin.release(conn)
         return answer
+
+    @property
+    def connected(self) -> int:
+        """Connections made and not yet lost, to every server."""
+        return sum(origin.connected for origin in self._origins.values())
 
     def close(self) -> None:
         for origin in self._origins.values():

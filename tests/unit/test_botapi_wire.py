@@ -275,7 +275,8 @@ def test_a_connection_the_server_closed_while_idle_is_not_used(
         server.script = answer_then_hang_up
         assert (await wire.post(server.url(), b"1", 5))[1] == b'{"ok":true,"result":"1"}'
         server.script = at_once
-        for _ in range(3):  # the hang-up reaches the wire within a few turns
+        # Until the hang-up reached the wire: loop turns, not time (run's timeout bounds it).
+        while wire.connected:  # noqa: ASYNC110 - the wire has no event for it, a count
             await asyncio.sleep(0)
         assert (await wire.post(server.url(), b"2", 5))[1] == b'{"ok":true,"result":"2"}'
 
@@ -317,3 +318,22 @@ def test_https_verifies_the_server_and_keeps_the_connection(loop: eventloop.Loop
     srv = eventloop.run(main(), loop)
     assert [r.body for r in srv.requests] == [b"0", b"1"]  # the unverified call never went
     assert srv.connections == 2  # one kept alive for both calls, one refused in the handshake
+
+
+@LOOPS
+def test_a_call_waiting_for_a_connection_fails_when_the_wire_closes(
+        loop: eventloop.LoopChoice) -> None:
+    async def body(server: Server, wire: BotApiWire) -> None:
+        held: list[Request] = []
+        server.script = held.append
+        first = asyncio.create_task(wire.post(server.url(), b"1", 5))
+        await server.wait_for(1)
+        queued = asyncio.create_task(wire.post(server.url(), b"2", 5))
+        await asyncio.sleep(0)  # it is queued for the one connection
+        wire.close()
+        for call in (first, queued):
+            with pytest.raises(ConnectionLost):
+                await call
+
+    server = run(loop, body, limit=1)
+    assert (server.connections, len(server.requests)) == (1, 1)  # none opened after the close
