@@ -19,7 +19,8 @@ from bot.config import Settings
 from bot.handlers import chat as chat_handlers
 from bot.handlers import commands, errors, migration, models, stop
 from bot.llm import AiohttpTransport
-from bot.metrics import MeteredLLMClient, Metrics, health_max_silence
+from bot.metered_llm import MeteredLLMClient
+from bot.metrics import Metrics, health_max_silence
 from bot.middlewares.access import AccessMiddleware, AccessPolicy
 from bot.middlewares.admission import Admission
 from bot.middlewares.dedupe import DedupeMiddleware

@@ -5,59 +5,37 @@ Nothing in the chat service or the transport knows about metrics. Three hooks se
 - `UpdateProbe`, a Dispatcher outer middleware: one `_Answer` record per update, kept in a
   context variable so that tasks started while handling the update (the stream pump, the LLM
   consumer) see the same record;
-- `MeteredLLMClient`: an answer starts when the model is asked; tokens and LLM errors;
+- `MeteredLLMClient` (bot/metered_llm.py): an answer starts when the model is asked; tokens
+  and LLM errors;
 - `TelegramCalls`, an aiogram session request middleware: every Bot API call by method and
   outcome, 429s, the first text a user can see, and `Liveness` (getMe/getUpdates succeeded).
 
-Each App has its own `CollectorRegistry`, so several apps in one process never collide.
+Each App has its own `CollectorRegistry`, so several apps in one process never collide. How an
+error is named in a label is bot/metric_labels.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramConflictError,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramNotFound,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
-)
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from bot.llm import (
-    ChatRequest,
-    LLMClient,
-    LLMConnectionError,
-    LLMError,
-    LLMEvent,
-    LLMStatusError,
-    LLMStreamError,
-    LLMStreamingUnsupported,
-    LLMTimeoutError,
-    Pace,
-    Usage,
-)
+from bot.llm import LLMError, Usage
+from bot.metric_labels import failure_reason, llm_error_kind, telegram_outcome
 
-__all__ = [
-    "CONTENT_TYPE_LATEST", "Liveness", "MeteredLLMClient", "Metrics", "health_max_silence",
-]
+__all__ = ["CONTENT_TYPE_LATEST", "Liveness", "Metrics", "health_max_silence"]
 
 # Seconds; the first visible text is usually model latency plus one Bot API call.
 _FIRST_VISIBLE_BUCKETS = (0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
@@ -66,17 +44,6 @@ _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 _VISIBLE_METHODS = frozenset({"sendMessage", "editMessageText", "sendMessageDraft"})
 # Proof that updates can reach the bot in polling mode (webhook mode marks deliveries itself).
 _LIVENESS_METHODS = frozenset({"getMe", "getUpdates"})
-_TELEGRAM_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
-    (TelegramRetryAfter, "retry_after"),
-    (TelegramBadRequest, "bad_request"),
-    (TelegramForbiddenError, "forbidden"),
-    (TelegramUnauthorizedError, "unauthorized"),
-    (TelegramNotFound, "not_found"),
-    (TelegramConflictError, "conflict"),
-    (TelegramServerError, "server_error"),
-    (TelegramNetworkError, "network"),
-    (asyncio.CancelledError, "cancelled"),
-)
 
 
 def health_max_silence(telegram_timeout: float) -> float:
@@ -234,42 +201,6 @@ class Metrics:
             self.first_visible.observe(self.now() - answer.received)
 
 
-def llm_error_kind(exc: LLMError) -> str:
-    if isinstance(exc, LLMTimeoutError):
-        return "timeout"
-    if isinstance(exc, LLMConnectionError):
-        return "connection"
-    if isinstance(exc, LLMStreamingUnsupported):
-        return "streaming_unsupported"
-    if isinstance(exc, LLMStatusError):
-        if exc.status_code in (401, 403, 404, 429):
-            return f"http_{exc.status_code}"
-        return "http_5xx" if exc.status_code >= 500 else "http_4xx"
-    if isinstance(exc, LLMStreamError):
-        return "stream"
-    return "other"
-
-
-def telegram_outcome(exc: BaseException) -> str:
-    for kind, name in _TELEGRAM_OUTCOMES:
-        if isinstance(exc, kind):
-            return name
-    return "error"
-
-
-def failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
-    seen: BaseException | None = exc
-    while seen is not None:  # transport errors wrap the Telegram error they came from
-        if isinstance(seen, LLMError):
-            return llm_error_kind(seen)
-        if isinstance(seen, TelegramAPIError):
-            return "telegram"
-        seen = seen.__cause__
-    return "internal"
-
-
 class UpdateProbe(BaseMiddleware):
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
@@ -312,57 +243,3 @@ class TelegramCalls(BaseRequestMiddleware):
         return response
 
 
-class MeteredLLMClient(LLMClient):
-    """The LLM client, counting requests, tokens and errors into `metrics`."""
-
-    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._metrics = metrics
-
-    def stream(
-        self, request: ChatRequest, *, pace: Pace | None = None
-    ) -> AbstractAsyncContextManager[AsyncIterator[LLMEvent]]:
-        return self._metered_stream(request, pace)
-
-    @asynccontextmanager
-    async def _metered_stream(
-        self, request: ChatRequest, pace: Pace | None
-    ) -> AsyncIterator[AsyncIterator[LLMEvent]]:
-        self._metrics.llm_asked()
-        events = None
-        try:
-            async with super().stream(request, pace=pace) as inner:
-                events = _UsageTap(inner)
-                yield events
-        except LLMError as exc:
-            self._metrics.llm_done(exc, events.usage if events else None)
-            raise
-        # A cancelled stream (stop, shutdown) is neither a success nor an LLM error.
-        self._metrics.llm_done(None, events.usage if events else None)
-
-    async def complete(self, request: ChatRequest) -> tuple[str, str, Usage | None]:
-        self._metrics.llm_asked()
-        try:
-            text, reasoning, usage = await super().complete(request)
-        except LLMError as exc:
-            self._metrics.llm_done(exc, None)
-            raise
-        self._metrics.llm_done(None, usage)
-        return text, reasoning, usage
-
-
-class _UsageTap:
-    """Passes events through, keeping the last `Usage` (some providers repeat it per chunk)."""
-
-    def __init__(self, events: AsyncIterator[LLMEvent]) -> None:
-        self._events = events
-        self.usage: Usage | None = None
-
-    def __aiter__(self) -> _UsageTap:
-        return self
-
-    async def __anext__(self) -> LLMEvent:
-        event = await anext(self._events)
-        if isinstance(event, Usage):
-            self.usage = event
-        return event

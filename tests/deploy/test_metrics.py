@@ -16,7 +16,8 @@ from bot.llm import (
     LLMStreamingUnsupported,
     LLMTimeoutError,
 )
-from bot.metrics import Metrics, failure_reason, llm_error_kind, telegram_outcome
+from bot.metric_labels import failure_reason, llm_error_kind, telegram_outcome
+from bot.metrics import Metrics
 from bot.transport.outbound import ChatUnavailable
 from tests.deploy.harness import TOKEN, USER, running
 from tests.deploy.test_http import value
