@@ -4,7 +4,7 @@ For each scenario (1 private chat, 1 group, 200 chats, 1,000 chats) and each pol
 processes on one machine:
   - the fakes (bench/flood/fakes.py): the fake Bot API enforcing Telegram's flood limits
     (answers 429 with retry_after, counts calls made inside a retry window) and the fake LLM
-    streaming 40 tokens/s after 300 ms;
+    streaming 40 tokens/s after 300 ms (BENCH_FAKES=split: a process for each);
   - the bot (bench/flood/botproc.py): ours is the real app (build_app + Dispatcher polling),
     the baseline (bench/flood/baseline.py) edits every 0.8 s or 24 characters and retries a
     429 after min(retry_after, 5 s), behind a minimal Dispatcher;
@@ -38,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.flood.fakes import merge  # noqa: E402
 from bench.flood.load import SCENARIOS, Scenario  # noqa: E402
 from bench.flood.report import Figures, figures, pct, plot, rows  # noqa: E402
 
@@ -87,24 +88,39 @@ class Proc:
 
 
 async def run_one(scenario: Scenario, policy: str, log: Path) -> tuple[dict[str, Any], Figures]:
-    fakes = await Proc.start(log, "-m", "bench.flood.fakes")
-    urls = await fakes.read(30)
-    bot = await Proc.start(log, "-m", "bench.flood.botproc", policy, urls["telegram"],
-                           urls["llm"])
+    if os.environ.get("BENCH_FAKES") == "split":  # a process for each fake
+        tg = await Proc.start(log, "-m", "bench.flood.fakes", "telegram")
+        llm = await Proc.start(log, "-m", "bench.flood.fakes", "llm")
+        fakes = [tg, llm]
+    else:
+        tg = llm = await Proc.start(log, "-m", "bench.flood.fakes", "telegram", "llm")
+        fakes = [tg]
+    children = list(fakes)
     try:
+        urls: dict[str, str] = {}
+        for fake in fakes:
+            urls.update(await fake.read(30))
+        bot = await Proc.start(log, "-m", "bench.flood.botproc", policy, urls["telegram"],
+                               urls["llm"])
+        children.insert(0, bot)
         await bot.read(60)  # ready
         await bot.send("go")
         await bot.read(10)
         chats = [[c.chat_id, c.group] for c in scenario.chats]
-        await fakes.send({"cmd": "start", "chats": chats, "tokens": scenario.tokens})
-        await fakes.read(30)
-        await fakes.send({"cmd": "wait", "timeout": scenario.timeout})
-        run = await fakes.read(scenario.timeout + 60)
+        for fake in reversed(fakes):  # the model knows the chats before any question is asked
+            await fake.send({"cmd": "start", "chats": chats, "tokens": scenario.tokens})
+            await fake.read(30)
+        await tg.send({"cmd": "wait", "timeout": scenario.timeout})
+        run = await tg.read(scenario.timeout + 60)
+        if llm is not tg:
+            await llm.send({"cmd": "wait", "timeout": 0})
+            run = merge(run, await llm.read(60))
         await bot.send("stop")
         proc = await bot.read(30)
-        await fakes.send({"cmd": "quit"})
+        for fake in fakes:
+            await fake.send({"cmd": "quit"})
     finally:
-        for child in (bot, fakes):
+        for child in children:
             await child.close()
     run["bot"] = proc
     return run, figures(scenario, policy, run, proc)
