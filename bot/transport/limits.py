@@ -19,6 +19,11 @@ from .turns import Turns
 # less than 90 % of their allowance, against 0-7 % (median 0 %) with a burst of 2.
 DRAFT_BURST = 2
 EDIT_BURST = 2
+# How much granted frame time a frame that went late carries over to the next, plus the one
+# spacing it used. With 1,000 answers a frame goes later than it came due (its pump wakes
+# late, the frames' connections are all busy), and each such delay used to push every later
+# frame of the answer back by as much.
+CARRY_MAX = 1.5
 
 
 class CallKind(StrEnum):
@@ -49,6 +54,8 @@ class ChatBudget:
     # The loop's granted frame time (`LoopLoad.granted`) when the last interim frame of each
     # kind went: a busy loop's wider spacing is measured from it (see `load_delay`).
     last_interim: dict[CallKind, float] = field(default_factory=dict)
+    # Granted frame time left over when that frame went, in frame spacings (below 1).
+    carried: dict[CallKind, float] = field(default_factory=dict)
 
     @classmethod
     def new(cls, limits: Limits, *, group: bool, now: float) -> ChatBudget:
@@ -85,11 +92,14 @@ class ChatBudget:
         the last: `1 / share` spacings apart at a steady share. What counts is the share over
         the whole wait, not at the instant of asking: charging the gap up front, or judging by
         the share of the moment, left answers that asked in the loop's worst moments with no
-        frame for the rest of their stream."""
+        frame for the rest of their stream. Nor is the time a frame went late lost: what the
+        loop granted beyond one spacing counts toward the next (up to `CARRY_MAX`)."""
         last = self.last_interim.get(kind)
         if share >= 1.0 or last is None:
             return 0.0
-        return (self.frame_spacing(kind) - (granted - last)) / share
+        spacing = self.frame_spacing(kind)
+        due = spacing * (1.0 - self.carried.get(kind, 0.0))
+        return (due - (granted - last)) / share
 
     def final_delay(self, kind: CallKind, now: float) -> float:
         """Seconds until the chat's own limits let a final go (finite when nothing is in flight)."""
@@ -107,6 +117,12 @@ class ChatBudget:
             lim.begin(now)
         self.pacers[kind].take(now)
         if granted is not None:
+            last = self.last_interim.get(kind)
+            if last is not None:
+                spacings = self.carried.get(kind, 0.0) + (granted - last) / self.frame_spacing(kind)
+                # Never below 0: a frame that went sooner (a burst, a calm loop) is not paid
+                # back later.
+                self.carried[kind] = max(0.0, min(CARRY_MAX, spacings) - 1.0)
             self.last_interim[kind] = granted
         return limiters
 

@@ -421,6 +421,40 @@ async def test_a_busy_loop_spaces_frames_by_its_share_now_not_when_the_last_fram
                             shed=False) == "first text"
 
 
+async def test_a_frame_that_went_late_does_not_push_the_next_one_back(
+    clock: FakeClock, api: Api,
+) -> None:
+    """At half the pace frames are two spacings apart. One that went 0.3 spacings late (its
+    pump woke late) leaves the next due two spacings after the first, not after it; a frame
+    that is very late carries over at most half a spacing."""
+    load = LoopLoad(clock)
+    load.share = 0.5
+    sched = OutboundScheduler(Limits(), clock, load)
+    spacing = 1 / 1.3
+
+    async def offer() -> float | None:
+        try:
+            await sched.call(9, api(9, "f", DRAFT), kind=DRAFT, priority=INTERIM)
+        except FrameDropped as dropped:
+            return dropped.retry_in
+        return None
+
+    assert await offer() is None  # at 0
+    await clock.advance(2.3 * spacing)
+    assert await offer() is None  # 0.3 late
+    await clock.advance(1.6 * spacing)
+    assert await offer() is not None  # 3.9 spacings: not yet
+    await clock.advance(0.1 * spacing)
+    assert await offer() is None  # at 4 spacings: on the first frame's grid again
+    await clock.advance(5 * spacing)  # 3 spacings late: only one (half a frame) carries over
+    assert await offer() is None
+    await clock.advance(0.9 * spacing)
+    assert await offer() is not None
+    await clock.advance(0.1 * spacing + 1e-6)
+    assert await offer() is None  # one spacing, not two: half a frame came along
+    assert len(api.calls) == 5
+
+
 async def test_a_chat_that_asks_in_the_loops_worst_moments_still_gets_the_average_share(
     clock: FakeClock, api: Api,
 ) -> None:
