@@ -181,12 +181,12 @@ class OutboundScheduler:
             raise FrameDropped(retry)
         if shed and self._frame_connections is not None:
             async with self._frame_connections:
-                return await self._interim_turn(chat_id, chat, kind, send, share)
-        return await self._interim_turn(chat_id, chat, kind, send, share)
+                return await self._interim_turn(chat_id, chat, kind, send, share, shed)
+        return await self._interim_turn(chat_id, chat, kind, send, share, shed)
 
     async def _interim_turn(
         self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]],
-        share: float,
+        share: float, shed: bool,
     ) -> T:
         if not chat.turns.try_acquire():
             if chat.turns.waiting:  # a final is queued: it goes first
@@ -198,7 +198,7 @@ class OutboundScheduler:
             if retry > 0:
                 raise FrameDropped(retry)
             try:
-                return await self._send(chat_id, chat, kind, send, interim=True)
+                return await self._send(chat_id, chat, kind, send, interim=True, shed=shed)
             except TelegramRetryAfter as exc:
                 raise FrameDropped(float(exc.retry_after)) from exc
         finally:
@@ -232,7 +232,10 @@ class OutboundScheduler:
         delay = chat.interim_delay(kind, now)
         if delay > EPSILON:
             return max(MIN_RETRY, delay if delay < math.inf else chat.frame_spacing(kind))
-        delay = chat.load_delay(kind, self._granted(now), share)
+        granted = self._granted(now)
+        if share < 1.0 and chat.behind(kind, granted):
+            share = 1.0  # it catches up first (see ChatBudget.behind)
+        delay = chat.load_delay(kind, granted, share)
         if delay > EPSILON:
             # At most one frame spacing: if the loop calms down meanwhile, the wider spacing it
             # asked for shrinks and the frame may go sooner.
@@ -259,10 +262,11 @@ class OutboundScheduler:
     # -- sending -----------------------------------------------------------------------------
     async def _send(
         self, chat_id: int, chat: ChatBudget, kind: CallKind, send: Callable[[], Awaitable[T]],
-        interim: bool = False,
+        interim: bool = False, shed: bool = True,
     ) -> T:
         now = self._clock.now()
-        limiters = list(chat.begin(kind, now, self._granted(now) if interim else None))
+        limiters = list(chat.begin(kind, now, self._granted(now) if interim else None,
+                                   shed=shed))
         if kind is CallKind.MESSAGE:
             limiters.append(self._bot.begin(now))
         granted = GRANTED.set(True)

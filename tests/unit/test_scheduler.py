@@ -425,8 +425,7 @@ async def test_a_frame_that_went_late_does_not_push_the_next_one_back(
     clock: FakeClock, api: Api,
 ) -> None:
     """At half the pace frames are two spacings apart. One that went 0.3 spacings late (its
-    pump woke late) leaves the next due two spacings after the first, not after it; a frame
-    that is very late carries over at most half a spacing."""
+    pump woke late) leaves the next due two spacings after the first, not after it."""
     load = LoopLoad(clock)
     load.share = 0.5
     sched = OutboundScheduler(Limits(), clock, load)
@@ -446,13 +445,43 @@ async def test_a_frame_that_went_late_does_not_push_the_next_one_back(
     assert await offer() is not None  # 3.9 spacings: not yet
     await clock.advance(0.1 * spacing)
     assert await offer() is None  # at 4 spacings: on the first frame's grid again
-    await clock.advance(5 * spacing)  # 3 spacings late: only one (half a frame) carries over
-    assert await offer() is None
-    await clock.advance(0.9 * spacing)
-    assert await offer() is not None
-    await clock.advance(0.1 * spacing + 1e-6)
-    assert await offer() is None  # one spacing, not two: half a frame came along
-    assert len(api.calls) == 5
+    assert len(api.calls) == 3
+
+
+async def test_an_answer_owed_frames_by_a_busy_loop_gets_them_first(
+    clock: FakeClock, api: Api,
+) -> None:
+    """Counted from the answer's first text, frames the loop granted but the answer did not
+    send (no new text came, they went late) are sent as soon as the drafts' own pace allows,
+    up to two owed; the next answer's first text starts the count again."""
+    load = LoopLoad(clock)
+    load.share = 0.5
+    sched = OutboundScheduler(Limits(), clock, load)
+    spacing = 1 / 1.3
+
+    async def offer(shed: bool = True) -> bool:
+        try:
+            await sched.call(9, api(9, "f", DRAFT), kind=DRAFT, priority=INTERIM, shed=shed)
+        except FrameDropped:
+            return False
+        return True
+
+    assert await offer(shed=False)  # the first text, at 0
+    await clock.advance(10 * spacing)  # five frames' worth granted, none asked for
+    sent = []
+    for _ in range(10):  # offered every spacing
+        sent.append(await offer())
+        await clock.advance(spacing)
+    # Owed two (the rest of the quiet spell is not paid out), the answer sends at the drafts'
+    # own pace until it has what the loop granted since its first text (each frame it sends
+    # meanwhile earns half of one more), then at the loop's share: every other spacing.
+    assert sent == [True] * 6 + [False, True, False, True]
+    # A new answer: its first text starts the count again, nothing is owed to it.
+    assert await offer(shed=False)
+    await clock.advance(spacing)
+    assert not await offer()
+    await clock.advance(spacing)
+    assert await offer()
 
 
 async def test_a_chat_that_asks_in_the_loops_worst_moments_still_gets_the_average_share(
