@@ -204,7 +204,8 @@ async def main(only: list[int], plot_path: str | None, markdown: str | None,
                 raw, fig = await run_one(scenario, "ours", log)
                 runs.append(fig)
                 print(f"  ({scenario.name}, ours, run {n + 1}/{repeat}: lag p99 "
-                      f"{fig.lag_p99_ms:.0f} ms)", file=sys.stderr, flush=True)
+                      f"{fig.lag_p99_ms:.0f} ms, least chat {min(fig.usage):.0%}, median "
+                      f"chat {statistics.median(fig.usage):.0%})", file=sys.stderr, flush=True)
                 if dump:
                     await asyncio.to_thread(Path(dump, f"{index + 1}-ours-{n + 1}.json")
                                             .write_text, json.dumps(raw))
