@@ -35,7 +35,12 @@ FINAL_NETWORK_ATTEMPTS = 4
 
 
 class ChatUnavailable(Exception):
-    """403: the bot was blocked or removed; nothing more goes to this chat."""
+    """403: the bot was blocked or removed; nothing more goes to this chat (or the answer's
+    forum topic is gone: nothing more goes to that topic)."""
+
+
+# What Telegram says to a call into a forum topic that was deleted, or closed to the bot.
+_TOPIC_GONE = ("message thread not found", "topic_deleted", "topic_closed")
 
 
 class ChatMigrated(Exception):
@@ -100,6 +105,12 @@ class Outbound:
                 )
             except TelegramForbiddenError as exc:
                 raise ChatUnavailable(exc.message) from exc
+            except TelegramBadRequest as exc:
+                if target.thread_id is not None and _is(exc, *_TOPIC_GONE):
+                    # Deleted (or closed) mid-answer: nothing sent there can arrive, and the
+                    # General topic is not where the user asked.
+                    raise ChatUnavailable(exc.message) from exc
+                raise
             except TelegramMigrateToChat as exc:
                 raise ChatMigrated(exc.migrate_to_chat_id) from exc
             except (TelegramServerError, TelegramNetworkError) as exc:

@@ -377,6 +377,15 @@ class FakeTelegram(LocalServer):
         chat = self._chat_state(chat_id)
         chat.is_forum, chat.title, chat.topics = is_forum, title, topics
 
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """An admin deletes a forum topic: its messages go with it, and calls into it fail with
+        "message thread not found"."""
+        chat = self._chat_state(chat_id)
+        if chat.topics is not None:
+            chat.topics.discard(thread_id)
+        for mid in [m.message_id for m in chat.messages.values() if m.thread_id == thread_id]:
+            del chat.messages[mid]
+
     # ------------------------------------------------------------------ fault injection
 
     def fail_next(

@@ -64,6 +64,32 @@ async def test_403_mid_answer_in_a_group_stops_the_stream_and_the_model() -> Non
         assert len(r.logs.events("chat.unavailable")) == 1
 
 
+async def test_a_topic_deleted_mid_answer_stops_the_answer_quietly() -> None:
+    """Its messages cannot arrive anywhere the user would look for them: not in the General
+    topic, not as an apology. The model stops, the log has one warning and no traceback."""
+    forum = -1000600
+    async with rig() as r:
+        r.tg.set_chat(forum, is_forum=True, topics={77})
+        more = asyncio.Event()
+        r.llm.script(["First part ", Pause(more), "second part ", Pause(asyncio.Event())])
+        r.tg.group_text(forum, USER, mention("go"), thread_id=77)
+        await r.tg.wait_for(lambda calls: r.tg.texts(forum))  # first interim message
+        r.tg.delete_topic(forum, 77)
+        more.set()
+        await r.llm.disconnected.wait()  # the model stops generating
+        await r.idle()
+        # The live message is gone: the answer goes on in a new one, which the topic refuses.
+        refused = [c for c in calls_for(r, forum) if not c.ok]
+        assert [c.method for c in refused] == ["editMessageText", "sendMessage"]
+        assert refused[-1] is calls_for(r, forum)[-1]
+        sent = [c for c in calls_for(r, forum) if c.method == "sendMessage"]
+        assert all(c.params.get("message_thread_id") == 77 for c in sent)
+        assert not r.logs.events("handler.failed")
+        [event] = r.logs.events("chat.unavailable")
+        assert "thread not found" in event["error"]
+        assert await r.sentinel(OTHER) == ["sentinel answer"]
+
+
 async def test_403_on_a_handler_reply_is_logged_without_apology() -> None:
     async with rig() as r:
         r.tg.blocked.add(USER)
