@@ -199,8 +199,11 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     dp.update.outer_middleware(LogContextMiddleware())
     dp.update.outer_middleware(DedupeMiddleware(store))
     acc = settings.access
-    dp.update.outer_middleware(AccessMiddleware(
-        AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)))
+    policy = AccessPolicy(acc.allowed_user_ids, acc.allowed_chat_ids, acc.admin_user_ids)
+    followed = [new for old, new in (await store.migrations()).items() if policy.follow(old, new)]
+    if followed:
+        log.info("access.followed_supergroups", chat_ids=followed)
+    dp.update.outer_middleware(AccessMiddleware(policy))
     dp.include_routers(errors.make_router(), migration.make_router(), stop.make_router(),
                        commands.make_router(), models.make_router(), chat_handlers.make_router())
     return App(settings=settings, bot=bot, dispatcher=dp, http=http, store=store, chat=chat,

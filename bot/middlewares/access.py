@@ -24,7 +24,7 @@ class AccessPolicy:
         self.users = users
         self.chats = chats
         self.admins = admins
-        # Supergroups that allowed groups became (until a restart: see `follow`).
+        # Supergroups that allowed groups became (see `follow`).
         self._followed: set[int] = set()
 
     def allows(self, user_id: int | None, chat_id: int, private: bool) -> bool:
@@ -33,9 +33,9 @@ class AccessPolicy:
         return not private and (chat_id in self.chats or chat_id in self._followed)
 
     def follow(self, old_chat_id: int, new_chat_id: int) -> bool:
-        """A group became a supergroup with a new id: allowed before, it stays allowed (in this
-        process; ALLOWED_CHAT_IDS needs the new id to keep it after a restart). True when the
-        new id is allowed only through this."""
+        """A group became a supergroup with a new id: allowed before, it stays allowed. The
+        store records the move (`Store.migrations`) and start-up follows it again, for as long
+        as the old id stays allowed. True when the new id is allowed only through this."""
         if new_chat_id in self.chats or not self.allows(None, old_chat_id, private=False):
             return False
         self._followed.add(new_chat_id)
@@ -67,7 +67,8 @@ class AccessMiddleware(BaseMiddleware):
         old, new = ids
         if self._policy.follow(old, new):
             log.warning("access.chat_migrated", chat_id=old, new_chat_id=new,
-                        hint=f"add {new} to ALLOWED_CHAT_IDS to keep it allowed after a restart")
+                        hint=f"allowed as {old} was; add {new} to ALLOWED_CHAT_IDS to allow it "
+                             f"without {old}")
 
     async def __call__(
         self,

@@ -59,6 +59,12 @@ class Store(Protocol):
         win. Returns how many conversations moved (0 when done before: it may be told twice)."""
         ...
 
+    async def migrations(self) -> dict[int, int]:
+        """Every group → supergroup move `move_chat` was told of: old chat id → new chat id.
+        Access follows an allowed group into its supergroup (`middlewares/access.py`); kept
+        here, it still does after a restart."""
+        ...
+
     async def first_time(self, update_id: int) -> bool:
         """Record an update id; False when it was seen before (no answer twice after restart)."""
         ...

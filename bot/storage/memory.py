@@ -15,6 +15,7 @@ class MemoryStore:
         self._archived: list[tuple[ConversationKey, list[Turn]]] = []
         self._settings: dict[ConversationKey, ConversationSettings] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self._migrations: dict[int, int] = {}
 
     async def history(self, key: ConversationKey) -> list[Turn]:
         return list(self._turns.get(key, []))
@@ -42,6 +43,7 @@ class MemoryStore:
         self._settings[key] = settings
 
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
+        self._migrations[old_chat_id] = new_chat_id
         moved = 0
         for key in [k for k in self._turns if k.chat_id == old_chat_id]:
             turns = self._turns.pop(key)
@@ -59,6 +61,9 @@ class MemoryStore:
             self._settings.setdefault(ConversationKey(new_chat_id, key.thread_id),
                                       self._settings.pop(key))
         return moved
+
+    async def migrations(self) -> dict[int, int]:
+        return dict(self._migrations)
 
     async def first_time(self, update_id: int) -> bool:
         if update_id in self._seen:

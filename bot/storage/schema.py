@@ -46,6 +46,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             seen_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
         )""",
     ),
+    (
+        # Groups that became supergroups: access follows an allowed one after a restart too.
+        """CREATE TABLE migrated_chats (
+            old_chat_id INTEGER PRIMARY KEY,
+            new_chat_id INTEGER NOT NULL,
+            migrated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+        )""",
+    ),
 )
 
 

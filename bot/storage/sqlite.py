@@ -210,9 +210,18 @@ class SqliteStore:
             db.execute("UPDATE OR IGNORE conversation_settings SET chat_id = ? WHERE chat_id = ?",
                        (new_chat_id, old_chat_id))
             db.execute("DELETE FROM conversation_settings WHERE chat_id = ?", (old_chat_id,))
+            db.execute("INSERT OR REPLACE INTO migrated_chats (old_chat_id, new_chat_id)"
+                       " VALUES (?, ?)", (old_chat_id, new_chat_id))
             return int(moved)
 
         return await self._write(write)
+
+    async def migrations(self) -> dict[int, int]:
+        def read(db: sqlite3.Connection) -> dict[int, int]:
+            rows = db.execute("SELECT old_chat_id, new_chat_id FROM migrated_chats").fetchall()
+            return {int(old): int(new) for old, new in rows}
+
+        return await self._run(read)
 
     async def first_time(self, update_id: int) -> bool:
         def write(db: sqlite3.Connection) -> bool:

@@ -34,6 +34,34 @@ async def test_history_survives_a_restart_with_the_same_sqlite_file(tmp_path: Pa
             "Capital of France?", "Paris.", "Its population?"]
 
 
+async def test_a_followed_supergroup_stays_allowed_after_a_restart(tmp_path: Path) -> None:
+    """ALLOWED_CHAT_IDS names the group; after it became a supergroup and the bot restarted, a
+    member who is not in ALLOWED_USER_IDS is still answered there."""
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    group, supergroup, member = -600, -1000601, OTHER
+    async with FakeTelegram(token=TOKEN) as tg, FakeLLM() as llm:
+        async with running_bot(tg, llm, storage_url=url, allowed_chat_ids=str(group)) as app:
+            h = Harness(tg, llm, app)
+            llm.reply("Hello, group.")
+            tg.group_text(group, member, "@testbot hi")
+            await h.finals(group, 1)
+            tg.migrate_group(group, supergroup, member)
+            llm.reply("Private answer.")
+            tg.private_text(USER, "after the move")  # updates go in order: the move is in
+            await h.finals(USER, 1)
+        async with running_bot(tg, llm, storage_url=url, allowed_chat_ids=str(group)) as app:
+            llm.reply("Still here.")
+            tg.group_text(supergroup, member, "@testbot after the restart?")
+            assert await Harness(tg, llm, app).finals(supergroup, 1) == ["Still here."]
+        # Without the group in ALLOWED_CHAT_IDS the move grants nothing.
+        async with running_bot(tg, llm, storage_url=url) as app:
+            tg.group_text(supergroup, member, "@testbot and now?")
+            llm.reply("Private again.")
+            tg.private_text(USER, "sentinel")
+            await Harness(tg, llm, app).finals(USER, 2)
+            assert tg.texts(supergroup) == ["Still here."]
+
+
 async def test_startup_registers_command_menus_for_private_chats_and_groups() -> None:
     async with harness() as h:
         scopes = {c.params["scope"]["type"]: c.params["commands"]

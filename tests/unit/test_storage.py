@@ -88,6 +88,26 @@ async def test_a_group_that_became_a_supergroup_keeps_its_conversations(store: S
     assert await store.history(old) == [] and await store.settings(old) == ConversationSettings()
     assert await store.move_chat(-100, -1009) == 0  # told again (both chats' service messages)
     assert await store.history(new) == [user("current")]
+    assert await store.migrations() == {-100: -1009}  # recorded once, for access to follow
+
+
+async def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "bot.sqlite3")
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])  # as shipped first
+    s = await SqliteStore.open(path)
+    await s.append(KEY, user("from before"))
+    await s.close()
+    monkeypatch.undo()
+    s = await SqliteStore.open(path)
+    try:
+        assert await s.history(KEY) == [user("from before")]
+        assert await s.migrations() == {}
+        await s.move_chat(-100, -1009)
+        assert await s.migrations() == {-100: -1009}
+    finally:
+        await s.close()
 
 
 async def test_moving_a_chat_keeps_the_new_chats_own_settings(store: Store) -> None:
@@ -235,22 +255,22 @@ async def test_schema_version_recorded_and_migrations_run_once(
 ) -> None:
     path = str(tmp_path / "bot.sqlite3")
     await (await SqliteStore.open(path)).close()
-    assert _query(path, "PRAGMA user_version") == len(schema.MIGRATIONS) == 1
+    assert _query(path, "PRAGMA user_version") == len(schema.MIGRATIONS) == 2
     assert _query(path, "PRAGMA journal_mode") == "wal"
 
-    # v1 uses plain CREATE TABLE, so re-running it would fail: reopening must skip it.
+    # The migrations use plain CREATE TABLE, so re-running one would fail: reopening skips them.
     s = await SqliteStore.open(path)
     await s.append(KEY, user("kept"))
     await s.close()
 
     # A later migration applies on top, exactly once, and existing data stays.
-    v2 = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)")
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, v2))
+    later = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (1)")
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, later))
     for _ in range(2):
         s = await SqliteStore.open(path)
         assert await s.history(KEY) == [user("kept")]
         await s.close()
-    assert _query(path, "PRAGMA user_version") == 2
+    assert _query(path, "PRAGMA user_version") == 3
     assert _query(path, "SELECT count(*) FROM extra") == 1
 
 
