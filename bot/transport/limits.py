@@ -19,13 +19,8 @@ from .turns import Turns
 # less than 90 % of their allowance, against 0-7 % (median 0 %) with a burst of 2.
 DRAFT_BURST = 2
 EDIT_BURST = 2
-# How much granted frame time a frame that went late carries over to the next, plus the one
-# spacing it used. With 1,000 answers a frame goes later than it came due (its pump wakes
-# late, the frames' connections are all busy), and each such delay used to push every later
-# frame of the answer back by as much.
-CARRY_MAX = 1.5
-# At most this many frames an answer may be owed by a busy loop (see `ChatBudget.behind`).
-BEHIND_MAX = 2
+# At most this many frames an answer may be owed by a busy loop (see `ChatBudget.load_delay`).
+OWED_MAX = 2
 
 
 class CallKind(StrEnum):
@@ -53,15 +48,11 @@ class ChatBudget:
     pacers: dict[CallKind, TokenBucket]
     turns: Turns = field(default_factory=Turns)
     paused_until: float = 0.0
-    # The loop's granted frame time (`LoopLoad.granted`) when the last interim frame of each
-    # kind went: a busy loop's wider spacing is measured from it (see `load_delay`).
-    last_interim: dict[CallKind, float] = field(default_factory=dict)
-    # Granted frame time left over when that frame went, in frame spacings (below 1).
-    carried: dict[CallKind, float] = field(default_factory=dict)
-    # Since the answer's first text (the last frame that was not shed): the granted frame time
-    # when it went (moved up to leave at most `BEHIND_MAX` frames owed), and how many interim
-    # frames of the kind went since, that one included (see `behind`).
-    streaks: dict[CallKind, tuple[float, int]] = field(default_factory=dict)
+    # The grid a busy loop spaces each kind's interim frames on (see `load_delay`): the loop's
+    # granted frame time (`LoopLoad.granted`) at its origin, and how many frames went since,
+    # the first included. The origin is the answer's first text (the last frame not shed),
+    # moved so that no frame is paid back and at most `OWED_MAX` are owed.
+    grids: dict[CallKind, tuple[float, int]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, limits: Limits, *, group: bool, now: float) -> ChatBudget:
@@ -92,36 +83,22 @@ class ChatBudget:
 
     def load_delay(self, kind: CallKind, granted: float, share: float) -> float:
         """Seconds until an interim frame may go while the loop grants `share` of their pace
-        now and `granted` frame time so far (`LoopLoad.granted`).
+        now and `granted` frame time so far (`LoopLoad.granted`); 0 or less: it may go now.
 
-        Below a full share, the next frame goes once the loop granted one frame spacing since
-        the last: `1 / share` spacings apart at a steady share. What counts is the share over
-        the whole wait, not at the instant of asking: charging the gap up front, or judging by
-        the share of the moment, left answers that asked in the loop's worst moments with no
-        frame for the rest of their stream. Nor is the time a frame went late lost: what the
-        loop granted beyond one spacing counts toward the next (up to `CARRY_MAX`)."""
-        last = self.last_interim.get(kind)
-        if share >= 1.0 or last is None:
+        Below a full share, frame n of an answer is due once the loop granted n frame spacings
+        since its first text: `1 / share` spacings apart at a steady share. What counts is the
+        share over the whole wait, not at the instant of asking: charging the gap up front, or
+        judging by the share of the moment, left answers that asked in the loop's worst moments
+        with no frame for the rest of their stream. And counted from the first text, not from
+        the last frame, a frame that went late (its pump woke late, every connection was busy)
+        or was not needed (no new text yet) does not push the rest back: the answer catches up
+        at the drafts' own pace. Spaced from the last frame, at 1,000 answers a quarter got 4
+        frames in 4 s (75 % of the allowance) while the median got 5."""
+        grid = self.grids.get(kind)
+        if share >= 1.0 or grid is None:
             return 0.0
-        spacing = self.frame_spacing(kind)
-        due = spacing * (1.0 - self.carried.get(kind, 0.0))
-        return (due - (granted - last)) / share
-
-    def behind(self, kind: CallKind, granted: float) -> bool:
-        """The answer has had fewer frames since its first text than the busy loop granted it
-        (`granted`: `LoopLoad.granted` now), a whole frame fewer: its next frame is not held
-        back by the loop.
-
-        Frames are spaced by what the loop granted since the last one; one that came due
-        while the answer had no new text, or found no free connection, or went late, was lost
-        for good, and such losses decide who gets the fewest: at 1,000 answers a quarter got
-        4 frames in 4 s (75 % of the allowance) while the median got 5. Counted from the
-        first text instead, every answer gets the frames the loop granted it."""
-        streak = self.streaks.get(kind)
-        if streak is None:
-            return False
-        since, frames = streak
-        return frames < (granted - since) / self.frame_spacing(kind)
+        origin, frames = grid
+        return (origin + frames * self.frame_spacing(kind) - granted) / share
 
     def final_delay(self, kind: CallKind, now: float) -> float:
         """Seconds until the chat's own limits let a final go (finite when nothing is in flight)."""
@@ -141,21 +118,17 @@ class ChatBudget:
             lim.begin(now)
         self.pacers[kind].take(now)
         if granted is not None:
-            last = self.last_interim.get(kind)
-            if last is not None:
-                spacings = self.carried.get(kind, 0.0) + (granted - last) / self.frame_spacing(kind)
-                # Never below 0: a frame that went sooner (a burst, a calm loop) is not paid
-                # back later.
-                self.carried[kind] = max(0.0, min(CARRY_MAX, spacings) - 1.0)
-            self.last_interim[kind] = granted
-            streak = self.streaks.get(kind)
-            if streak is None or not shed:
-                self.streaks[kind] = (granted, 1)
+            grid = self.grids.get(kind)
+            if grid is None or not shed:
+                self.grids[kind] = (granted, 1)
             else:
-                # Frames owed for a long quiet spell (a model thinking) are not all paid out.
-                frames = streak[1] + 1
-                since = max(streak[0], granted - (frames + BEHIND_MAX) * self.frame_spacing(kind))
-                self.streaks[kind] = (since, frames)
+                spacing = self.frame_spacing(kind)
+                frames = grid[1] + 1
+                # A frame ahead of the grid (a burst, a calm loop) is not paid back later; frames
+                # owed for a long quiet spell (a model thinking) are not all paid out.
+                origin = min(grid[0], granted - (frames - 1) * spacing)
+                origin = max(origin, granted - (frames + OWED_MAX) * spacing)
+                self.grids[kind] = (origin, frames)
         return limiters
 
 

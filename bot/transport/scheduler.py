@@ -232,10 +232,7 @@ class OutboundScheduler:
         delay = chat.interim_delay(kind, now)
         if delay > EPSILON:
             return max(MIN_RETRY, delay if delay < math.inf else chat.frame_spacing(kind))
-        granted = self._granted(now)
-        if share < 1.0 and chat.behind(kind, granted):
-            share = 1.0  # it catches up first (see ChatBudget.behind)
-        delay = chat.load_delay(kind, granted, share)
+        delay = chat.load_delay(kind, self._granted(now), share)
         if delay > EPSILON:
             # At most one frame spacing: if the loop calms down meanwhile, the wider spacing it
             # asked for shrinks and the frame may go sooner.

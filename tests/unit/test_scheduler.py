@@ -467,15 +467,17 @@ async def test_an_answer_owed_frames_by_a_busy_loop_gets_them_first(
         return True
 
     assert await offer(shed=False)  # the first text, at 0
-    await clock.advance(10 * spacing)  # five frames' worth granted, none asked for
+    # Five frames' worth granted, none asked for (offers a hundredth of a spacing after each
+    # instant a frame could come due, so no float rounding decides one).
+    await clock.advance(10.01 * spacing)
     sent = []
     for _ in range(10):  # offered every spacing
         sent.append(await offer())
         await clock.advance(spacing)
     # Owed two (the rest of the quiet spell is not paid out), the answer sends at the drafts'
-    # own pace until it has what the loop granted since its first text (each frame it sends
-    # meanwhile earns half of one more), then at the loop's share: every other spacing.
-    assert sent == [True] * 6 + [False, True, False, True]
+    # own pace until it is back on the grid of its first text (each frame it sends meanwhile
+    # earns half of one more), then at the loop's share: every other spacing.
+    assert sent == [True] * 7 + [False, True, False]
     # A new answer: its first text starts the count again, nothing is owed to it.
     assert await offer(shed=False)
     await clock.advance(spacing)
