@@ -213,21 +213,6 @@ class BenchLLM(FakeLLM):
         else:
             done.set_result(None)
 
-    async def _pace(self, sent: int) -> None:
-        log = self.logs.get(_stream_chat.get())
-        if log is None:
-            return await super()._pace(sent)
-        if sent == 0:
-            await asyncio.sleep(self.ttft)
-        else:
-            delay = log.token_times[0] + sent / TOKENS_PER_SECOND - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        log.token_times.append(time.monotonic())
-        chars = len(answer_tokens_cached(_stream_chat.get(), log.tokens)[sent])
-        log.token_chars.append((log.token_chars[-1] if log.token_chars else 0) + chars)
-        return None
-
 
 # A stand-in for a token's text in a chunk template: split there, the JSON around it is reused.
 _MARK = "\x00token\x00"

@@ -106,6 +106,20 @@ class Server:
 
 
 Body = Callable[["Server", BotApiWire], Awaitable[None]]
+Call = asyncio.Task[tuple[int, bytes]]
+
+
+async def one_held_one_queued(server: Server, wire: BotApiWire,
+                              ) -> tuple[list[Request], Call, Call]:
+    """On a wire of one connection: call 1 held at the server (its request in `held`), call 2
+    queued for the connection."""
+    held: list[Request] = []
+    server.script = held.append
+    first = asyncio.create_task(wire.post(server.url(), b"1", 5))
+    await server.wait_for(1)
+    queued = asyncio.create_task(wire.post(server.url(), b"2", 5))
+    await asyncio.sleep(0)  # it is queued for the one connection
+    return held, first, queued
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 
@@ -225,12 +239,7 @@ def test_idle_connections_past_keepalive_are_not_reused(loop: eventloop.LoopChoi
 @LOOPS
 def test_a_call_cancelled_in_the_queue_frees_its_place(loop: eventloop.LoopChoice) -> None:
     async def body(server: Server, wire: BotApiWire) -> None:
-        held: list[Request] = []
-        server.script = held.append
-        first = asyncio.create_task(wire.post(server.url(), b"1", 5))
-        await server.wait_for(1)
-        queued = asyncio.create_task(wire.post(server.url(), b"2", 5))
-        await asyncio.sleep(0)  # it is queued for the one connection
+        held, first, queued = await one_held_one_queued(server, wire)
         queued.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await queued
@@ -324,12 +333,7 @@ def test_https_verifies_the_server_and_keeps_the_connection(loop: eventloop.Loop
 def test_a_call_waiting_for_a_connection_fails_when_the_wire_closes(
         loop: eventloop.LoopChoice) -> None:
     async def body(server: Server, wire: BotApiWire) -> None:
-        held: list[Request] = []
-        server.script = held.append
-        first = asyncio.create_task(wire.post(server.url(), b"1", 5))
-        await server.wait_for(1)
-        queued = asyncio.create_task(wire.post(server.url(), b"2", 5))
-        await asyncio.sleep(0)  # it is queued for the one connection
+        _, first, queued = await one_held_one_queued(server, wire)
         wire.close()
         for call in (first, queued):
             with pytest.raises(ConnectionLost):
