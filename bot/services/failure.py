@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 
-from bot.transport.outbound import ChatUnavailable
+from bot.transport.outbound import ChatUnavailable, topic_gone
 
 log = structlog.get_logger(__name__)
 
@@ -19,9 +19,9 @@ async def report_failure(
     exc: BaseException, apologize: Callable[[], Awaitable[object]] | None, **context: Any,
 ) -> None:
     """Log `exc` with `context` and, where a message can still arrive, `apologize()`."""
-    if isinstance(exc, TelegramForbiddenError | ChatUnavailable):
+    if isinstance(exc, TelegramForbiddenError | ChatUnavailable) or topic_gone(exc):
         log.warning("chat.unavailable", error=str(exc), **context)
-        return  # blocked or removed: an apology could not arrive either
+        return  # blocked, removed, or the topic deleted: an apology could not arrive either
     log.error("handler.failed", error_type=type(exc).__name__, error=str(exc), exc_info=exc,
               **context)
     if isinstance(exc, TelegramRetryAfter) or apologize is None:

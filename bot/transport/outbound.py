@@ -73,6 +73,11 @@ def _is(exc: TelegramBadRequest, *needles: str) -> bool:
     return any(n in text for n in needles)
 
 
+def topic_gone(exc: BaseException) -> bool:
+    """Telegram refused a call into a forum topic that was deleted (or closed to the bot)."""
+    return isinstance(exc, TelegramBadRequest) and _is(exc, *_TOPIC_GONE)
+
+
 class Outbound:
     def __init__(self, bot: Bot, scheduler: OutboundScheduler, clock: Clock,
                  ledger: MessageLedger | None = None) -> None:

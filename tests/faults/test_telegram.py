@@ -100,6 +100,23 @@ async def test_403_on_a_handler_reply_is_logged_without_apology() -> None:
         assert r.logs.events("chat.unavailable")
 
 
+async def test_a_handler_reply_into_a_deleted_topic_is_logged_without_apology() -> None:
+    """A note (here: to a blank mention) into a topic deleted before it went: the apology
+    would go to the same dead topic, and the log gets one warning, not a traceback."""
+    forum = -1000601
+    async with rig() as r:
+        r.tg.set_chat(forum, is_forum=True, topics={78})
+        r.tg.delete_topic(forum, 78)
+        r.tg.group_text(forum, USER, mention("   "), thread_id=78)
+        await r.tg.wait_for(lambda calls: any(c.error_code == 400 for c in calls))
+        await r.idle()
+        assert [c.method for c in calls_for(r, forum)] == ["sendMessage"]
+        assert not r.logs.events("handler.failed")
+        [event] = r.logs.events("chat.unavailable")
+        assert "thread not found" in event["error"]
+        assert await r.sentinel(OTHER) == ["sentinel answer"]
+
+
 @pytest.mark.parametrize("description", [
     "Bad Request: message to edit not found", "Bad Request: message can't be edited"])
 async def test_edit_target_gone_continues_in_a_new_message(description: str) -> None:
