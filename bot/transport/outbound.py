@@ -111,7 +111,7 @@ class Outbound:
             except TelegramForbiddenError as exc:
                 raise ChatUnavailable(exc.message) from exc
             except TelegramBadRequest as exc:
-                if target.thread_id is not None and _is(exc, *_TOPIC_GONE):
+                if target.thread_id is not None and topic_gone(exc):
                     # Deleted (or closed) mid-answer: nothing sent there can arrive, and the
                     # General topic is not where the user asked.
                     raise ChatUnavailable(exc.message) from exc

@@ -120,6 +120,8 @@ async def one_held_one_queued(server: Server, wire: BotApiWire,
     queued = asyncio.create_task(wire.post(server.url(), b"2", 5))
     await asyncio.sleep(0)  # it is queued for the one connection
     return held, first, queued
+
+
 LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 
