@@ -40,6 +40,7 @@ from bot.transport.load import LoopLoad
 from bot.transport.manager import StreamManager
 from bot.transport.outbound import Outbound
 from bot.transport.scheduler import OutboundScheduler
+from bot.transport.throttle import FrameSpacing
 
 log = structlog.get_logger(__name__)
 
@@ -167,9 +168,11 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
     streams = StreamManager(
         Outbound(bot, scheduler, clock, ledger), clock, DraftRefusals(clock, st.draft_fallback_ttl),
         st.stream_transport.value,
-        StreamOptions(cursor=st.stream_cursor, min_interval=st.stream_min_interval,
-                      min_chars=st.stream_min_chars,
-                      max_interval=st.stream_max_interval, can_stop=True),
+        StreamOptions(cursor=st.stream_cursor,
+                      spacing=FrameSpacing(min_interval=st.stream_min_interval,
+                                           min_chars=st.stream_min_chars,
+                                           max_interval=st.stream_max_interval),
+                      can_stop=True),
     )
     chat = ChatService(
         llm, store, streams, ConversationGate(settings.storage.queue_max),

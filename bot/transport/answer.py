@@ -27,7 +27,7 @@ import structlog
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 from aiogram.types import InlineKeyboardMarkup
 
-from bot.clock import Clock, wait_event
+from bot.clock import Clock
 from bot.render import MarkdownStream, Rendered
 
 from .fallback import DraftRefusals
@@ -36,6 +36,7 @@ from .limits import CallKind
 from .outbound import ChatMigrated, ChatUnavailable, DraftRefused, MessageGone, Outbound
 from .scheduler import FrameDropped, Priority
 from .target import ChatTarget
+from .throttle import FrameSpacing, FrameThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -54,10 +55,7 @@ class Mode(Enum):
 @dataclass(frozen=True)
 class StreamOptions:
     cursor: str = " ▌"
-    min_interval: float = 0.25
-    min_chars: int = 8
-    # Without enough new characters a frame still goes out after this long.
-    max_interval: float = 1.0
+    spacing: FrameSpacing = field(default_factory=FrameSpacing)
     can_stop: bool = False
 
 
@@ -107,11 +105,9 @@ class AnswerStream:
         self._sealed = 0  # pages already delivered as final messages
         self._message_id: int | None = None  # EDIT: the live message of the current page
         self._last_text: str | None = None  # last frame text sent for the current page
-        self._last_at = float("-inf")
-        self._last_chars = 0
+        self._throttle = FrameThrottle(options.spacing, clock)
         self._not_before = float("-inf")  # the chat's budget has no room for a frame before this
         self._pending: list[str] = []  # deltas not yet handed to the renderer
-        self._received = 0  # characters pushed, for the size throttle
         self.result = AnswerResult()
 
     # -- producer side (sync, called per token) -------------------------------------------
@@ -119,7 +115,7 @@ class AnswerStream:
     # 1,000 streams x 40 tokens/s the per-token feed alone cost half a core.
     def push(self, delta: str) -> None:
         self._pending.append(delta)
-        self._received += len(delta)
+        self._throttle.grew(len(delta))
         self._dirty.set()
 
     def push_reasoning(self, delta: str) -> None:
@@ -290,7 +286,7 @@ class AnswerStream:
             async with self._framing:
                 if self._closing:
                     return
-                await self._throttle()
+                await self._frame_due()
                 if self._closing:
                     return
                 kind = CallKind.DRAFT if self.mode is Mode.DRAFT else CallKind.MESSAGE
@@ -301,26 +297,14 @@ class AnswerStream:
                     continue
                 await self._frame_guarded(self._next_frame())
 
-    async def _throttle(self) -> None:
-        """Wait until the next frame is due: `min_interval` after the last one once `min_chars`
-        new characters arrived, or `max_interval` after it whatever arrived."""
+    async def _frame_due(self) -> None:
+        """Wait until the chat's budget has room, then until the text throttle lets a frame go."""
         budget = self._not_before - self._clock.now()
         if budget > 0:
             await self._clock.sleep(budget)
         if self._last_text is None and self._sealed == 0 and self._message_id is None:
             return  # first visible text goes out at once
-        opt = self._opt
-        while not self._closing:
-            since = self._clock.now() - self._last_at
-            grown = self._received - self._last_chars
-            if since >= opt.max_interval or (since >= opt.min_interval and grown >= opt.min_chars):
-                return
-            if since < opt.min_interval:
-                await self._clock.sleep(opt.min_interval - since)
-                continue
-            # Too little new text yet: wake on the next delta, or at the max interval.
-            self._dirty.clear()
-            await wait_event(self._clock, self._dirty, opt.max_interval - since)
+        await self._throttle.wait(self._dirty, lambda: self._closing)
 
     async def _frame_guarded(self, frame: Awaitable[None], *, pause: bool = True) -> None:
         try:
@@ -432,6 +416,5 @@ class AnswerStream:
 
     def _mark_sent(self, text: str) -> None:
         self._last_text = text
-        self._last_at = self._clock.now()
-        self._last_chars = self._received
+        self._throttle.sent()
         self.result.frames += 1
