@@ -21,6 +21,8 @@ class Figures:
     answers: int
     finals: int  # answers whose complete text arrived as a real message
     first_text_ms: list[float]  # first token -> first visible text
+    # per answer, first token -> first visible text in round trips of the call that carried it
+    first_text_own_rtts: list[float]
     asked_text_ms: list[float]  # question sent -> first visible text (all the user waits)
     asked_llm_ms: list[float]  # question sent -> the model asked (the bot's own queueing)
     final_ms: list[float]  # last token -> final message
@@ -30,6 +32,9 @@ class Figures:
     retry_after: int  # 429s answered
     inside_window: int  # calls made inside a retry window
     cpu_s: float
+    # The fakes do the same work in every run of a scenario: their CPU for it is the machine's
+    # speed at that moment, which drifts by tens of per cent on a shared machine.
+    fakes_cpu_s: float
     peak_rss_mb: float
     lag_p99_ms: float  # while the answers stream (first question to last token)
     lag_max_ms: float
@@ -57,8 +62,10 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
     first, final, calls, updates, allowance = [], [], [], [], []
     asked_text: list[float] = []
     asked_llm: list[float] = []
+    own_rtts: list[float] = []
+    own_rtt_ms = proc.get("first_text_rtt_ms", {})  # JSON: chat ids as strings
     retry_after = 0
-    for chat in chats.values():
+    for chat_id, chat in chats.items():
         log = chat["calls"]
         calls.append(len(log))
         retry_after += sum(1 for c in log if c[3] == 429)
@@ -68,6 +75,8 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
         shown = [c for c in log if c[2] and c[4] > 0]
         if shown:
             first.append((shown[0][0] - t0) * 1000)
+            if own_rtt_ms.get(str(chat_id)):
+                own_rtts.append(first[-1] / own_rtt_ms[str(chat_id)])
             if chat.get("asked_at") is not None:
                 asked_text.append((shown[0][0] - chat["asked_at"]) * 1000)
         if chat.get("asked_at") is not None and chat.get("llm_at") is not None:
@@ -82,11 +91,13 @@ def figures(scenario: Scenario, policy: str, run: dict[str, Any],
     window = [lag for t, lag in proc["lag_samples"]
               if starts and min(starts) - 1.0 <= t <= max(ends)]
     return Figures(
-        answers=len(chats), finals=len(final), first_text_ms=first, final_ms=final,
+        answers=len(chats), finals=len(final), first_text_ms=first,
+        first_text_own_rtts=own_rtts, final_ms=final,
         asked_text_ms=asked_text, asked_llm_ms=asked_llm,
         calls_per_answer=statistics.fmean(calls) if calls else 0.0,
         updates_per_s=updates, allowance_per_s=allowance, retry_after=retry_after,
         inside_window=run["inside_retry_window"], cpu_s=proc["cpu_s"],
+        fakes_cpu_s=run.get("fakes_cpu_s", float("nan")),
         peak_rss_mb=proc["peak_rss_mb"], lag_p99_ms=pct(window, .99),
         lag_max_ms=max(window, default=float("nan")), lag_p99_run_ms=proc["lag_p99_ms"],
         rtt_ms=proc.get("rtt_p50_ms", 0.0), gc_s=sum(proc.get("gc_s", [])),
@@ -122,6 +133,9 @@ def rows(ours: Figures, base: Figures) -> list[tuple[str, str, str, str]]:
                 f"{statistics.median(f.allowance_per_s):.2f} "
                 f"({statistics.median(f.usage):.0%}, min {min(f.usage):.0%})")
 
+    def own(f: Figures) -> str:
+        return f"{pct(f.first_text_own_rtts, .5):.2f}" if f.first_text_own_rtts else "—"
+
     out = [
         ("finals delivered", f"{ours.finals}/{ours.answers}", f"{base.finals}/{base.answers}", ""),
         ("first token → first text, p50", ms(pct(ours.first_text_ms, .5)),
@@ -130,6 +144,8 @@ def rows(ours: Figures, base: Figures) -> list[tuple[str, str, str, str]]:
         ("first token → first text, p99", ms(pct(ours.first_text_ms, .99)),
          ms(pct(base.first_text_ms, .99)),
          ratio(pct(ours.first_text_ms, .99), pct(base.first_text_ms, .99))),
+        ("first token → first text, p50, in round trips of the call that carried it",
+         own(ours), own(base), ""),
         ("question → model asked, p50 / p99",
          f"{ms(pct(ours.asked_llm_ms, .5))} / {ms(pct(ours.asked_llm_ms, .99))}",
          f"{ms(pct(base.asked_llm_ms, .5))} / {ms(pct(base.asked_llm_ms, .99))}", ""),
@@ -150,6 +166,8 @@ def rows(ours: Figures, base: Figures) -> list[tuple[str, str, str, str]]:
         ("calls inside a retry window", str(ours.inside_window), str(base.inside_window),
          ratio(ours.inside_window, base.inside_window)),
         ("bot CPU", f"{ours.cpu_s:.1f} s", f"{base.cpu_s:.1f} s", ratio(ours.cpu_s, base.cpu_s)),
+        ("fakes' CPU", f"{ours.fakes_cpu_s:.1f} s",
+         f"{base.fakes_cpu_s:.1f} s", ""),
         ("bot peak RSS", f"{ours.peak_rss_mb:.0f} MB", f"{base.peak_rss_mb:.0f} MB",
          ratio(ours.peak_rss_mb, base.peak_rss_mb)),
         ("event-loop lag p99 while streaming", ms(ours.lag_p99_ms), ms(base.lag_p99_ms),
