@@ -198,7 +198,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
                     group_mode=settings.access.group_mode, disable_fsm=True)
     dp.update.outer_middleware(metrics.update_middleware)
     metrics.watch_active(lambda: chat.active_count)
-    dp.update.outer_middleware(Admission())
+    dp.update.outer_middleware(Admission(load=load))
     dp.update.outer_middleware(LogContextMiddleware())
     dp.update.outer_middleware(DedupeMiddleware(store))
     acc = settings.access

@@ -11,6 +11,9 @@ burst costs latency only to its own tail.
 Five per iteration, measured (bench_flood, 1,000 questions at once): event-loop lag p99
 96-106 ms and first text p50 115-147 ms, against 119-140 ms and 209-214 ms with ten, and
 143 ms and 191 ms with three (the burst then drags on past the answers' first seconds).
+
+With a `LoopLoad`, a busy loop lowers that number (to one at least) while updates wait: new
+answers give way before the frames of those already streaming (see `transport/load.py`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
+from bot.transport.load import LoopLoad
+
 PER_ITERATION = 5
 
 
 class Admission(BaseMiddleware):
-    def __init__(self, per_iteration: int = PER_ITERATION) -> None:
-        self._per_iteration = per_iteration
+    def __init__(self, per_iteration: int = PER_ITERATION, load: LoopLoad | None = None) -> None:
+        self._full = per_iteration
+        self._load = load
+        if load is not None:
+            load.backlog = lambda: len(self._waiting)
         self._used = 0  # updates begun in this iteration
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._turn_scheduled = False
@@ -43,7 +51,7 @@ class Admission(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if self._used < self._per_iteration and not self._waiting:
+        if self._used < self._per_iteration() and not self._waiting:
             self._used += 1
         else:
             turn = asyncio.get_running_loop().create_future()
@@ -52,6 +60,11 @@ class Admission(BaseMiddleware):
             await turn  # a cancelled wait is skipped when its turn comes
         self._schedule_turn()
         return await handler(event, data)
+
+    def _per_iteration(self) -> int:
+        if self._load is None:
+            return self._full
+        return max(1, round(self._full * self._load.intake))
 
     def _schedule_turn(self) -> None:
         # call_soon runs in the next iteration: the count below is per iteration.
@@ -62,7 +75,8 @@ class Admission(BaseMiddleware):
     def _next_turn(self) -> None:
         self._turn_scheduled = False
         self._used = 0
-        while self._waiting and self._used < self._per_iteration:
+        allowed = self._per_iteration()
+        while self._waiting and self._used < allowed:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)

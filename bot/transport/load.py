@@ -13,6 +13,13 @@ tick (full pace again within half a second of quiet): the loop stays responsive 
 back as soon as it has room. Finals, model streams and new messages are never held back, nor is
 an answer's first text.
 
+New answers give way before running ones (`intake`): while updates wait to be taken in
+(`backlog`), a late tick cuts the intake first and leaves the share alone, and a quiet tick
+restores the share before the intake. Starting an answer costs ~1.5 ms of the loop, its
+frames ~0.4 ms each; taking 1,000 questions in at full intake while the first answers stream
+spaced those answers' frames out for the whole intake (3-4 frames in their first 4 s, where
+the last ones got 6). An answer taken in a second later streams at its full pace instead.
+
 Chats are spaced by the share *integrated* over time (`granted`), not by its value at the
 instant a frame is offered: the share swings within a fraction of a second, and a chat whose
 offers happened to land in its dips got one frame in four seconds while others got five (the
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -36,6 +44,7 @@ TARGET = 0.04
 MIN_SHARE = 0.2
 DECREASE = 2 / 3
 INCREASE = 0.1
+MIN_INTAKE = 0.2
 
 
 class LoopLoad:
@@ -49,6 +58,10 @@ class LoopLoad:
         self._granted = 0.0
         self._granted_at = clock.now()
         self.late = 0.0  # how late the last tick fired, seconds
+        # The part of the full intake of new updates granted now (see `Admission`), and how
+        # many wait to be taken in: the intake gives way first only while some wait.
+        self.intake = 1.0
+        self.backlog: Callable[[], int] = lambda: 0
 
     @property
     def share(self) -> float:
@@ -73,10 +86,15 @@ class LoopLoad:
         self.late = late
         was = self.share
         if late > self._target:
-            self.share = max(MIN_SHARE, self.share * DECREASE)
-        else:
+            if self.intake > MIN_INTAKE and self.backlog() > 0:
+                self.intake = max(MIN_INTAKE, self.intake * DECREASE)
+            else:
+                self.share = max(MIN_SHARE, self.share * DECREASE)
+        elif self.share < 1.0:
             # Rounded: 0.2 plus eight tenths is 0.9999999999999999 in floats, a tick short.
             self.share = min(1.0, round(self.share + INCREASE, 9))
+        else:
+            self.intake = min(1.0, round(self.intake + INCREASE, 9))
         if was == 1.0 and self.share < 1.0:
             log.info("loop.busy", late_ms=round(late * 1000), frame_share=round(self.share, 2))
         elif was < 1.0 and self.share == 1.0:

@@ -8,6 +8,8 @@ from typing import Any
 from aiogram.types import TelegramObject
 
 from bot.middlewares.admission import Admission
+from bot.transport.load import LoopLoad
+from tests.fakes.clock import FakeClock
 
 
 async def test_a_burst_begins_a_few_per_iteration_in_order() -> None:
@@ -57,3 +59,27 @@ async def test_updates_apart_in_time_never_wait() -> None:
         assert task.done()  # began in the iteration it arrived
         await asyncio.sleep(0)
     assert begun == [0, 1, 2]
+
+
+async def test_a_busy_loop_takes_fewer_in_while_updates_wait() -> None:
+    load = LoopLoad(FakeClock())
+    gate = Admission(per_iteration=5, load=load)
+    iteration = 0
+    per_iteration: dict[int, int] = {}
+
+    async def handler(event: TelegramObject, data: dict[str, Any]) -> None:
+        per_iteration[iteration] = per_iteration.get(iteration, 0) + 1
+
+    tasks = [asyncio.ensure_future(gate(handler, TelegramObject(), {})) for _ in range(30)]
+    await asyncio.sleep(0)
+    iteration += 1
+    assert load.backlog() == 25  # the loop load sees who waits
+    for _ in range(4):
+        load.observe(1.0)  # late ticks: the intake gives way to its least
+    assert load.share == 1.0
+    while not all(t.done() for t in tasks):
+        await asyncio.sleep(0)
+        iteration += 1
+    assert per_iteration[0] == 5
+    assert set(list(per_iteration.values())[1:]) == {1}  # one per iteration, none lost
+    assert sum(per_iteration.values()) == 30 and load.backlog() == 0

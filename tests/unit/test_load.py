@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from bot.transport.limits import CallKind, Limits
-from bot.transport.load import MIN_SHARE, LoopLoad
+from bot.transport.load import MIN_INTAKE, MIN_SHARE, LoopLoad
 from bot.transport.scheduler import FrameDropped, OutboundScheduler, Priority
 from tests.fakes.clock import FakeClock, settle
 
@@ -123,3 +123,26 @@ async def test_the_granted_frame_time_is_the_share_integrated_over_time() -> Non
     load.share = 0.2
     await clock.advance(2.0)
     assert load.granted(clock.now()) - start == pytest.approx(1.0 + 1.5 * 2 / 3 + 2.0 * 0.2)
+
+
+def test_new_answers_give_way_before_the_frames_of_running_ones() -> None:
+    load = LoopLoad(FakeClock(), target=0.05)
+    waiting = 40
+    load.backlog = lambda: waiting
+    for _ in range(3):
+        load.observe(0.2)
+    assert load.share == 1.0 and round(load.intake, 3) == 0.296  # only the intake gave way
+    load.observe(0.2)
+    assert load.intake == MIN_INTAKE and load.share == 1.0
+    load.observe(0.2)  # the intake cannot give more: now the frames do
+    assert round(load.share, 3) == 0.667 and load.intake == MIN_INTAKE
+    for _ in range(4):
+        load.observe(0.0)
+    assert load.share == 1.0 and load.intake == MIN_INTAKE  # frames come back first
+    load.observe(0.0)
+    assert round(load.intake, 3) == 0.3
+    waiting = 0
+    for _ in range(20):
+        load.observe(0.0)
+    load.observe(0.2)  # nothing waits: a late tick is the frames' again
+    assert load.intake == 1.0 and round(load.share, 3) == 0.667
