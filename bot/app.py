@@ -152,7 +152,9 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> App:
         load = LoopLoad(clock, target=settings.stream.stream_max_loop_lag_ms / 1000)
         load.start()
         closers.append(load.stop)
-        metrics.watch_load(lambda: load.late, lambda: load.share)
+        # `backlog` is looked up when scraped: Admission installs it further down.
+        metrics.watch_load(lambda: load.late, lambda: load.share, lambda: load.intake,
+                           lambda: load.backlog())
     scheduler = OutboundScheduler(Limits(
         chat_per_second=lim.limit_chat_per_second, chat_burst=lim.limit_chat_burst,
         group_per_minute=lim.limit_group_per_minute, draft_per_5s=lim.limit_draft_per_5s,

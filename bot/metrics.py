@@ -130,14 +130,21 @@ class Metrics:
     def watch_active(self, count: Callable[[], int]) -> None:
         self.active_streams.set_function(lambda: float(count()))
 
-    def watch_load(self, late: Callable[[], float], share: Callable[[], float]) -> None:
-        """The event loop's lateness and the interim-frame pace it allows (transport/load.py)."""
+    def watch_load(self, late: Callable[[], float], share: Callable[[], float],
+                   intake: Callable[[], float], waiting: Callable[[], int]) -> None:
+        """The event loop's lateness, the interim-frame pace and the intake of new updates it
+        allows (transport/load.py), and how many updates wait to be taken in."""
         p, r = "llmbot_", self.registry
         Gauge(f"{p}event_loop_lag_seconds", "How late the event loop ran at its last check",
               registry=r).set_function(late)
         Gauge(f"{p}interim_frame_share", "Share of each chat's interim-frame pace granted now "
               "(1: all of it; less while the event loop runs late)", registry=r,
               ).set_function(share)
+        Gauge(f"{p}update_intake_share", "Share of the full intake of new updates granted now "
+              "(1: all of it; less while the event loop runs late and updates wait)",
+              registry=r).set_function(intake)
+        Gauge(f"{p}updates_waiting", "Updates received but not yet taken in (they wait while "
+              "the event loop runs late)", registry=r).set_function(lambda: float(waiting()))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

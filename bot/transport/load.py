@@ -84,7 +84,7 @@ class LoopLoad:
     def observe(self, late: float) -> None:
         """One tick that fired `late` seconds after it was due."""
         self.late = late
-        was = self.share
+        was = self.share, self.intake
         if late > self._target:
             if self.intake > MIN_INTAKE and self.backlog() > 0:
                 self.intake = max(MIN_INTAKE, self.intake * DECREASE)
@@ -95,9 +95,12 @@ class LoopLoad:
             self.share = min(1.0, round(self.share + INCREASE, 9))
         else:
             self.intake = min(1.0, round(self.intake + INCREASE, 9))
-        if was == 1.0 and self.share < 1.0:
-            log.info("loop.busy", late_ms=round(late * 1000), frame_share=round(self.share, 2))
-        elif was < 1.0 and self.share == 1.0:
+        # Logged once a spell: when anything first gives way, and when all of it is back.
+        now = self.share, self.intake
+        if was == (1.0, 1.0) and now != was:
+            log.info("loop.busy", late_ms=round(late * 1000), frame_share=round(self.share, 2),
+                     intake=round(self.intake, 2))
+        elif was != (1.0, 1.0) and now == (1.0, 1.0):
             log.info("loop.calm")
 
     def start(self) -> None:

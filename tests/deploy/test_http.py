@@ -74,6 +74,8 @@ async def test_metrics_after_one_answer() -> None:
     assert value(page, "llmbot_updates_total", type="message") == 1
     assert value(page, "llmbot_active_streams") == 0
     assert 0 < value(page, "llmbot_interim_frame_share") <= 1
+    assert 0 < value(page, "llmbot_update_intake_share") <= 1
+    assert value(page, "llmbot_updates_waiting") == 0
     assert any(n == "llmbot_event_loop_lag_seconds" for n, _ in samples(page))
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.transport.limits import CallKind, Limits
 from bot.transport.load import MIN_INTAKE, MIN_SHARE, LoopLoad
@@ -146,3 +147,17 @@ def test_new_answers_give_way_before_the_frames_of_running_ones() -> None:
         load.observe(0.0)
     load.observe(0.2)  # nothing waits: a late tick is the frames' again
     assert load.intake == 1.0 and round(load.share, 3) == 0.667
+
+
+def test_a_busy_spell_is_logged_once_even_when_only_the_intake_gave_way() -> None:
+    load = LoopLoad(FakeClock(), target=0.05)
+    load.backlog = lambda: 40
+    with capture_logs() as logs:
+        for _ in range(3):
+            load.observe(0.2)
+        assert load.share == 1.0 and load.intake < 1.0
+        for _ in range(20):
+            load.observe(0.0)
+    assert load.share == 1.0 and load.intake == 1.0
+    assert [e["event"] for e in logs] == ["loop.busy", "loop.calm"]
+    assert logs[0]["frame_share"] == 1.0 and logs[0]["intake"] == 0.67
