@@ -14,6 +14,8 @@ The bot's CPU, peak RSS and event-loop lag are its own: the fakes run elsewhere.
     uv run python bench/bench_flood.py [--only N] [--plot bench/flood_chars.png]
     uv run python bench/bench_flood.py --only 4 --repeat 10   # ours only: the spread of 10 runs
 
+BENCH_TG_RTT_MS=50 puts a network between the bot and the fake Bot API (50 ms round trip, half each
+way; 0, loopback, by default), for the first text against a real round trip.
 BENCH_FORMATTED=1 makes the answers Markdown (a word in ten bold, one in ten code: a frame then
 carries entities, as most models' answers do); plain text otherwise, as in bench/RESULTS.md.
 BENCH_BOT_PYTHON=path runs the bot's process under another interpreter (a venv of the same lock
