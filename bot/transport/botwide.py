@@ -19,6 +19,8 @@ from .turns import Turns
 FLOOD_CHATS = 3
 FLOOD_WINDOW = 2.0
 MIN_RETRY = 0.05
+# A first text promised a slot that has not come for it this long after it is taken for gone.
+STALE_FIRST = 1.0
 
 
 class BotBudget:
@@ -29,18 +31,42 @@ class BotBudget:
         self._changed = asyncio.Event()
         self.paused_until = 0.0
         self._next_slot = 0.0  # the next slot handed to an interim frame refused one
+        self._next_first = 0.0  # ... and to an answer's first text, which goes ahead of them
+        self._firsts: dict[int, float] = {}  # chat -> the slot its first text was promised
         self._recent_429: dict[int, float] = {}  # chat -> when
         self.floods = 0
 
-    def interim_delay(self, now: float) -> float:
+    def interim_delay(self, now: float, chat_id: int = 0, *, first: bool = False) -> float:
         """0 if an interim message may take a slot now, else when to try again. Refused frames
         get successive slots at the bot's rate, first come first served, so they come back one
-        by one rather than all at once; finals waiting for a slot go first."""
+        by one rather than all at once. Finals waiting for a slot go first, then answers' first
+        texts (`first`): a chat that shows nothing yet waits for no other chat's next frame."""
         wait = self._window.delay(now)
-        if wait <= EPSILON and not self._turns.waiting:
-            return 0.0
         spacing = 1 / self._window.sustained
-        slot = max(self._next_slot, now + (wait if wait < math.inf else spacing))
+        if self._firsts:
+            # A first text that did not come back for its slot (its answer ended) frees it.
+            self._firsts = {c: s for c, s in self._firsts.items() if s > now - STALE_FIRST}
+        if wait <= EPSILON and not self._turns.waiting:
+            if first:
+                self._firsts.pop(chat_id, None)
+                return 0.0
+            # A slot is free, unless a first text was promised it (or is about to come for it).
+            if not any(slot <= now + spacing for slot in self._firsts.values()):
+                return 0.0
+        opens = now + (wait if wait < math.inf else spacing)
+        if first:
+            slot = self._firsts.get(chat_id, 0.0)
+            if slot <= now:  # not promised one yet, or it came and lost its slot: the next one
+                # Not one per 1/30 s as other frames are: the window's own next free slot
+                # after those promised already, where it is known (calls ended, not in flight).
+                self._firsts.pop(chat_id, None)
+                ahead = self._window.delay(now, reserve=len(self._firsts))
+                slot = now + ahead if ahead < math.inf else max(self._next_first, opens)
+                self._firsts[chat_id] = slot
+                self._next_first = max(self._next_first, slot + spacing)
+            return max(MIN_RETRY, slot - now)
+        # Other frames queue behind the first texts promised a slot.
+        slot = max(self._next_slot, self._next_first, opens)
         self._next_slot = slot + spacing
         return max(MIN_RETRY, slot - now)
 

@@ -147,7 +147,7 @@ class OutboundScheduler:
         if chat is None:
             return 0.0  # a chat the scheduler does not know yet has its whole budget
         share = self._load.share if self._load is not None and shed else 1.0
-        return self._interim_delay(chat, kind, share)
+        return self._interim_delay(chat_id, chat, kind, share, first=not shed)
 
     # -- the one entry point ---------------------------------------------------------------
     async def call(
@@ -176,7 +176,7 @@ class OutboundScheduler:
         shed: bool,
     ) -> T:
         share = self._load.share if self._load is not None and shed else 1.0
-        retry = self._interim_delay(chat, kind, share)
+        retry = self._interim_delay(chat_id, chat, kind, share, first=not shed)
         if retry > 0:
             raise FrameDropped(retry)
         if shed and self._frame_connections is not None:
@@ -194,7 +194,7 @@ class OutboundScheduler:
             # Only a call in flight is ahead (one round trip): wait for its answer.
             await chat.turns.acquire(Priority.INTERIM, next(self._seq))
         try:
-            retry = self._interim_delay(chat, kind, share)
+            retry = self._interim_delay(chat_id, chat, kind, share, first=not shed)
             if retry > 0:
                 raise FrameDropped(retry)
             try:
@@ -223,8 +223,10 @@ class OutboundScheduler:
             chat.turns.release()
 
     # -- waiting -----------------------------------------------------------------------------
-    def _interim_delay(self, chat: ChatBudget, kind: CallKind, share: float) -> float:
-        """0 if an interim frame may go now, else seconds until one might."""
+    def _interim_delay(self, chat_id: int, chat: ChatBudget, kind: CallKind, share: float, *,
+                       first: bool = False) -> float:
+        """0 if an interim frame may go now, else seconds until one might (`first`: an
+        answer's first text)."""
         now = self._clock.now()
         paused = max(chat.paused_until, self._bot.paused_until) - now
         if paused > EPSILON:
@@ -238,7 +240,7 @@ class OutboundScheduler:
             # asked for shrinks and the frame may go sooner.
             return max(MIN_RETRY, min(delay, chat.frame_spacing(kind)))
         if kind is CallKind.MESSAGE:
-            return self._bot.interim_delay(now)
+            return self._bot.interim_delay(now, chat_id, first=first)
         return 0.0
 
     def _granted(self, now: float) -> float:

@@ -21,6 +21,7 @@ from aiogram.methods import SendMessage
 from bot.config import LimitSettings
 from bot.render import MarkdownStream
 from bot.transport.answer import StreamOptions
+from bot.transport.botwide import STALE_FIRST
 from bot.transport.budget import BudgetMiddleware
 from bot.transport.fallback import DraftRefusals
 from bot.transport.limits import CallKind, Limits
@@ -339,6 +340,69 @@ async def test_frames_refused_by_the_global_budget_come_back_one_by_one(
         await clock.advance(start + retries[chat] - clock.now())
         await sched.call(chat, api(chat, "again"), priority=INTERIM)  # and each gets its slot
     assert max_in_window([c.start for c in api.calls], 1.0) == 30
+
+
+async def test_a_first_text_goes_ahead_of_other_chats_frames_for_the_bots_budget(
+    sched: OutboundScheduler, api: Api, clock: FakeClock,
+) -> None:
+    for chat in range(1, 31):  # the bot's 30 messages of this second
+        await sched.call(chat, api(chat, "frame"), priority=INTERIM)
+    retries = {}
+    for chat in range(31, 41):  # ten answers already showing want their next frame
+        with pytest.raises(FrameDropped) as refused:
+            await sched.call(chat, api(chat, "next"), priority=INTERIM)
+        retries[chat] = refused.value.retry_in
+    # Then an answer that shows nothing yet: it is promised the first slot that frees up.
+    with pytest.raises(FrameDropped) as refused:
+        await sched.call(99, api(99, "first"), priority=INTERIM, shed=False)
+    start = clock.now()
+    due = {chat: start + retry for chat, retry in retries.items()}
+    due[99] = start + refused.value.retry_in
+    assert due[99] - start == pytest.approx(1.0)
+    assert min(due.values()) == due[99]  # a slot another chat was told of too
+    while due:  # each comes back when it was told to, and again if refused
+        chat = min(due, key=lambda c: (due[c], c != 99))  # a tie: the other chat asks first
+        await clock.advance(max(0.0, due.pop(chat) - clock.now()))
+        label = "first" if chat == 99 else "next"
+        try:
+            await sched.call(chat, api(chat, label), priority=INTERIM, shed=chat != 99)
+        except FrameDropped as exc:
+            due[chat] = clock.now() + exc.retry_in
+    assert [c.label for c in api.calls[30:]] == ["first"] + ["next"] * 10
+    assert api.calls[30].start - start == pytest.approx(1.0)  # the first slot, though asked for
+    assert max_in_window([c.start for c in api.calls], 1.0) == 30
+
+
+async def test_first_texts_get_the_slots_the_window_frees_not_one_per_thirtieth_of_a_second(
+    sched: OutboundScheduler, api: Api, clock: FakeClock,
+) -> None:
+    for chat in range(1, 31):  # 30 groups' first texts, all at once
+        await sched.call(chat, api(chat, "first"), priority=INTERIM, shed=False, group=True)
+    start, due = clock.now(), {}
+    for chat in range(31, 51):  # 20 more groups: the window frees 30 slots in one second
+        with pytest.raises(FrameDropped) as refused:
+            await sched.call(chat, api(chat, "first"), priority=INTERIM, shed=False, group=True)
+        due[chat] = refused.value.retry_in
+    assert list(due.values()) == pytest.approx([1.0] * 20)  # not 1.0, 1.033, ... 1.633
+    await clock.advance(1.0)
+    for chat in due:
+        await sched.call(chat, api(chat, "first"), priority=INTERIM, shed=False, group=True)
+    assert [c.start - start for c in api.calls[30:]] == pytest.approx([1.0] * 20)
+    assert max_in_window([c.start for c in api.calls], 1.0) == 30
+
+
+async def test_a_first_text_that_never_comes_back_frees_its_slot(
+    sched: OutboundScheduler, api: Api, clock: FakeClock,
+) -> None:
+    for chat in range(1, 31):
+        await sched.call(chat, api(chat, "frame"), priority=INTERIM)
+    with pytest.raises(FrameDropped):  # promised a slot; then its answer is stopped
+        await sched.call(99, api(99, "first"), priority=INTERIM, shed=False)
+    await clock.advance(1.0)
+    with pytest.raises(FrameDropped):  # the slot is kept for it a while
+        await sched.call(31, api(31, "next"), priority=INTERIM)
+    await clock.advance(STALE_FIRST + 0.1)
+    assert await sched.call(31, api(31, "next"), priority=INTERIM) == "next"
 
 
 async def test_drafts_do_not_spend_the_global_budget(
