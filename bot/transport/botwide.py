@@ -33,6 +33,7 @@ class BotBudget:
         self._next_slot = 0.0  # the next slot handed to an interim frame refused one
         self._next_first = 0.0  # ... and to an answer's first text, which goes ahead of them
         self._firsts: dict[int, float] = {}  # chat -> the slot its first text was promised
+        self._first_due = math.inf  # the earliest of them
         self._recent_429: dict[int, float] = {}  # chat -> when
         self.floods = 0
 
@@ -43,15 +44,16 @@ class BotBudget:
         texts (`first`): a chat that shows nothing yet waits for no other chat's next frame."""
         wait = self._window.delay(now)
         spacing = 1 / self._window.sustained
-        if self._firsts:
+        if self._first_due < now - STALE_FIRST:
             # A first text that did not come back for its slot (its answer ended) frees it.
-            self._firsts = {c: s for c, s in self._firsts.items() if s > now - STALE_FIRST}
+            self._promise({c: s for c, s in self._firsts.items() if s > now - STALE_FIRST})
         if wait <= EPSILON and not self._turns.waiting:
             if first:
-                self._firsts.pop(chat_id, None)
+                if chat_id in self._firsts:
+                    self._promise({c: s for c, s in self._firsts.items() if c != chat_id})
                 return 0.0
             # A slot is free, unless a first text was promised it (or is about to come for it).
-            if not any(slot <= now + spacing for slot in self._firsts.values()):
+            if self._first_due > now + spacing:
                 return 0.0
         opens = now + (wait if wait < math.inf else spacing)
         if first:
@@ -59,16 +61,22 @@ class BotBudget:
             if slot <= now:  # not promised one yet, or it came and lost its slot: the next one
                 # Not one per 1/30 s as other frames are: the window's own next free slot
                 # after those promised already, where it is known (calls ended, not in flight).
-                self._firsts.pop(chat_id, None)
-                ahead = self._window.delay(now, reserve=len(self._firsts))
+                others = {c: s for c, s in self._firsts.items() if c != chat_id}
+                ahead = self._window.delay(now, reserve=len(others))
                 slot = now + ahead if ahead < math.inf else max(self._next_first, opens)
-                self._firsts[chat_id] = slot
+                self._promise({**others, chat_id: slot})
                 self._next_first = max(self._next_first, slot + spacing)
             return max(MIN_RETRY, slot - now)
         # Other frames queue behind the first texts promised a slot.
         slot = max(self._next_slot, self._next_first, opens)
         self._next_slot = slot + spacing
         return max(MIN_RETRY, slot - now)
+
+    def _promise(self, firsts: dict[int, float]) -> None:
+        # Rebuilt only when a promise is made or kept (once per first text), so the check every
+        # other frame makes is one comparison, however many first texts wait.
+        self._firsts = firsts
+        self._first_due = min(firsts.values(), default=math.inf)
 
     async def wait(self, seq: int) -> None:
         """Wait for a slot for a final (`seq`: its place in line). Only the first final in line
