@@ -3,6 +3,11 @@ the whole bot when 429s come from several chats at once.
 
 Per-chat accounting keeps each chat within its limits, so 429s from many chats within a short
 window mean the bot as a whole is flooding; then every chat waits the window out.
+
+The 30 slots a second go to finals first, then to answers' first texts, then to other frames:
+when 50 groups start answering in the same second, 30 first messages go at once and the other
+20 take the slots the window frees a second later, not the slots after the first 30 groups'
+next edits (the 200-chat benchmark: the groups' first text p99 from 1.58 s to 0.99 s).
 """
 
 from __future__ import annotations
