@@ -36,13 +36,13 @@ class BotBudget:
         self._changed = asyncio.Event()
         self.paused_until = 0.0
         self._next_slot = 0.0  # the next slot handed to an interim frame refused one
-        self._next_first = 0.0  # ... and to an answer's first text, which goes ahead of them
         self._firsts: dict[int, float] = {}  # chat -> the slot its first text was promised
         self._first_due = math.inf  # the earliest of them
+        self._first_last = -math.inf  # the latest: other frames queue behind it
         self._recent_429: dict[int, float] = {}  # chat -> when
         self.floods = 0
 
-    def interim_delay(self, now: float, chat_id: int = 0, *, first: bool = False) -> float:
+    def interim_delay(self, now: float, chat_id: int, *, first: bool = False) -> float:
         """0 if an interim message may take a slot now, else when to try again. Refused frames
         get successive slots at the bot's rate, first come first served, so they come back one
         by one rather than all at once. Finals waiting for a slot go first, then answers' first
@@ -68,12 +68,14 @@ class BotBudget:
                 # after those promised already, where it is known (calls ended, not in flight).
                 others = {c: s for c, s in self._firsts.items() if c != chat_id}
                 ahead = self._window.delay(now, reserve=len(others))
-                slot = now + ahead if ahead < math.inf else max(self._next_first, opens)
+                if ahead < math.inf:
+                    slot = now + ahead
+                else:  # only calls in flight: one slot at the bot's pace after the others
+                    slot = max(max(others.values(), default=-math.inf) + spacing, opens)
                 self._promise({**others, chat_id: slot})
-                self._next_first = max(self._next_first, slot + spacing)
             return max(MIN_RETRY, slot - now)
         # Other frames queue behind the first texts promised a slot.
-        slot = max(self._next_slot, self._next_first, opens)
+        slot = max(self._next_slot, self._first_last + spacing, opens)
         self._next_slot = slot + spacing
         return max(MIN_RETRY, slot - now)
 
@@ -82,6 +84,7 @@ class BotBudget:
         # other frame makes is one comparison, however many first texts wait.
         self._firsts = firsts
         self._first_due = min(firsts.values(), default=math.inf)
+        self._first_last = max(firsts.values(), default=-math.inf)
 
     async def wait(self, seq: int) -> None:
         """Wait for a slot for a final (`seq`: its place in line). Only the first final in line
